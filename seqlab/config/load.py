@@ -1,0 +1,192 @@
+"""Reading, overriding, checking and writing configurations.
+
+A configuration comes from a TOML file or a preset shipped in `seqlab/presets/` (chosen by name),
+then dotted overrides from the command line (`--model.n_layer=6`). Every key is checked against the
+schema: an unknown key or a value of the wrong type is a `ConfigError` that names the key, what is
+allowed, and the closest known key when there is one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+from seqlab.config.schema import SECTIONS, Config
+from seqlab.errors import ConfigError
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped in the package, sorted."""
+    folder = resources.files("seqlab.presets")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def _suggest(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def read_toml_source(spec: str | Path) -> tuple[dict[str, Any], str]:
+    """The raw TOML table of a config file or preset name, and a label saying where it came from."""
+    path = Path(spec)
+    if path.suffix == ".toml" or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        label = str(path)
+    else:
+        names = preset_names()
+        if str(spec) not in names:
+            raise ConfigError(f"unknown preset or config file {str(spec)!r}{_suggest(str(spec), names)}; "
+                              f"presets: {', '.join(names)}")
+        text = resources.files("seqlab.presets").joinpath(f"{spec}.toml").read_text(encoding="utf-8")
+        label = f"preset {spec}"
+    try:
+        return tomllib.loads(text), label
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{label}: not valid TOML: {exc}") from None
+
+
+def _describe(annotation: Any) -> str:
+    if typing.get_origin(annotation) is Literal:
+        return "one of " + ", ".join(str(a) for a in typing.get_args(annotation))
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(annotation, str(annotation))
+
+
+def _check_value(key: str, value: Any, annotation: Any) -> Any:
+    """The value converted to the annotated type, or a ConfigError naming the key."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        allowed = typing.get_args(annotation)
+        if value not in allowed:
+            hint = _suggest(str(value), [str(a) for a in allowed])
+            raise ConfigError(f"{key} = {value!r} is not allowed: expected {_describe(annotation)}{hint}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(annotation):
+            if option is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _check_value(key, value, option)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0]
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }.get(annotation)
+    if ok is None:
+        raise TypeError(f"schema annotation {annotation!r} of {key} is not supported")
+    if not ok:
+        raise ConfigError(f"{key} = {value!r} is not allowed: expected {_describe(annotation)}")
+    return float(value) if annotation is float else value
+
+
+def build_config(table: Mapping[str, Any], label: str = "config") -> Config:
+    """A checked Config from a nested table such as `tomllib` returns."""
+    sections = {}
+    for name, value in table.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"{label}: unknown section [{name}]{_suggest(name, list(SECTIONS))}; "
+                              f"sections: {', '.join(SECTIONS)}")
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{label}: [{name}] must be a table of keys")
+    for name, cls in SECTIONS.items():
+        given = dict(table.get(name, {}))
+        hints = typing.get_type_hints(cls)
+        known = [f.name for f in fields(cls)]
+        values = {}
+        for key, value in given.items():
+            if key not in hints:
+                raise ConfigError(f"{label}: unknown key {name}.{key}{_suggest(key, known)}; "
+                                  f"[{name}] has: {', '.join(known)}")
+            values[key] = _check_value(f"{name}.{key}", value, hints[key])
+        sections[name] = cls(**values)
+    return Config(**sections)
+
+
+def parse_overrides(overrides: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """`["model.n_layer=6", "--data.corpus=x.txt"]` as `{"model": {"n_layer": 6}, "data": {...}}`.
+
+    A value is read as a TOML value when it is one (numbers, booleans, quoted strings) and as a plain
+    string otherwise, so `--data.corpus=input.txt` needs no quotes.
+    """
+    table: dict[str, dict[str, Any]] = {}
+    for raw in overrides:
+        item = raw[2:] if raw.startswith("--") else raw
+        key, sep, text = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or not name or "." in name:
+            raise ConfigError(f"override {raw!r} is not of the form --section.key=value")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        table.setdefault(section, {})[name] = value
+    return table
+
+
+def merge(base: Mapping[str, Any], extra: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """`base` with the keys of `extra` laid over it, one section at a time."""
+    merged = {name: dict(value) if isinstance(value, Mapping) else value for name, value in base.items()}
+    for section, values in extra.items():
+        current = merged.setdefault(section, {})
+        if not isinstance(current, dict):
+            raise ConfigError(f"[{section}] must be a table of keys")
+        current.update(values)
+    return merged
+
+
+def load_config(spec: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """A checked Config from a TOML file or preset name (None: the defaults), then the overrides."""
+    table, label = read_toml_source(spec) if spec is not None else ({}, "defaults")
+    return build_config(merge(table, parse_overrides(overrides)), label)
+
+
+def override(config: Config, overrides: Sequence[str]) -> Config:
+    """`config` with dotted overrides applied and checked again."""
+    return build_config(merge(config_to_dict(config), parse_overrides(overrides)), "overrides")
+
+
+def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
+    return {name: {f.name: getattr(getattr(config, name), f.name) for f in fields(cls)}
+            for name, cls in SECTIONS.items()}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        # A TOML basic string accepts JSON's escapes for everything json.dumps writes.
+        return json.dumps(value, ensure_ascii=False)
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def config_to_toml(config: Config) -> str:
+    """The fully resolved config as TOML text that `load_config` reads back to an equal Config."""
+    lines = []
+    for section, values in config_to_dict(config).items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {_toml_value(v)}" for key, v in values.items() if v is not None]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def with_section(config: Config, section: str, **changes: Any) -> Config:
+    """A copy of `config` with some keys of one section changed (and checked again)."""
+    return replace(config, **{section: replace(getattr(config, section), **changes)})

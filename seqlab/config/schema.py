@@ -1,0 +1,145 @@
+"""The configuration schema: one frozen dataclass per TOML section.
+
+Each field's annotation is its contract: `seqlab.config.load` checks every value against it (types,
+closed sets of strings via `Literal`) and `__post_init__` adds the range checks. Derived values are
+properties; nothing here is mutated after construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from seqlab.errors import ConfigError
+
+
+def _require(ok: bool, key: str, value: object, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key} = {value!r} is not allowed: expected {allowed}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    corpus: str = "shakespeare"  # registry name, file, folder or glob
+    val_fraction: float = 0.1  # the last fraction of the text (in characters) is validation
+
+    def __post_init__(self) -> None:
+        _require(bool(self.corpus.strip()), "data.corpus", self.corpus, "a corpus name or path")
+        _require(0.0 < self.val_fraction < 1.0, "data.val_fraction", self.val_fraction,
+                 "a number strictly between 0 and 1")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    kind: Literal["char", "byte", "bpe"] = "char"
+    vocab_size: int = 512  # bpe only: the size the merges are learned up to
+    unknown_token: bool = False  # char only: map unseen characters to <unk> instead of failing
+
+    def __post_init__(self) -> None:
+        # 256 byte symbols plus at least one merge.
+        _require(self.vocab_size >= 257, "tokenizer.vocab_size", self.vocab_size,
+                 "an integer of at least 257 (the 256 bytes plus merges)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    family: Literal["transformer"] = "transformer"
+    n_layer: int = 4
+    n_head: int = 4
+    d_model: int = 128
+    block_size: int = 64  # the context length in tokens
+    dropout: float = 0.0
+    bias: bool = True  # biases in linear layers and LayerNorms (GPT-2 has them; nanoGPT trains without)
+
+    def __post_init__(self) -> None:
+        for name in ("n_layer", "n_head", "d_model", "block_size"):
+            value = getattr(self, name)
+            _require(value >= 1, f"model.{name}", value, "a positive integer")
+        _require(self.d_model % self.n_head == 0, "model.d_model", self.d_model,
+                 f"a multiple of model.n_head = {self.n_head}")
+        _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a number in [0, 1)")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 12
+    max_steps: int = 2000
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 100
+    lr_decay_steps: int = 0  # cosine decay ends here; 0 means at max_steps
+    weight_decay: float = 0.1  # on matrices only: never on biases, norms or embeddings
+    beta1: float = 0.9
+    beta2: float = 0.99  # nanoGPT's choice for small char models: the batches are small and noisy
+    grad_clip: float = 1.0  # 0 turns clipping off
+    grad_accum_steps: int = 1
+    eval_every: int = 250
+    eval_steps: int = 20
+    checkpoint_every: int = 250
+    log_every: int = 10  # how often the progress bar reads the loss (each read waits for the device)
+    sample_tokens: int = 200  # length of the sample written at each evaluation; 0 for none
+    seed: int = 1337
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "max_steps", "grad_accum_steps", "eval_steps", "log_every"):
+            value = getattr(self, name)
+            _require(value >= 1, f"train.{name}", value, "a positive integer")
+        for name in ("warmup_steps", "lr_decay_steps", "eval_every", "checkpoint_every", "sample_tokens"):
+            value = getattr(self, name)
+            _require(value >= 0, f"train.{name}", value, "an integer of at least 0")
+        _require(self.lr > 0, "train.lr", self.lr, "a positive number")
+        _require(0 <= self.min_lr <= self.lr, "train.min_lr", self.min_lr, f"a number in [0, train.lr = {self.lr}]")
+        _require(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "a number of at least 0")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            _require(0 <= value < 1, f"train.{name}", value, "a number in [0, 1)")
+        _require(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, "a number of at least 0")
+        device = self.device
+        _require(device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isdigit()),
+                 "train.device", device, "one of auto, cpu, cuda, cuda:N, mps")
+
+    @property
+    def decay_steps(self) -> int:
+        return self.lr_decay_steps or self.max_steps
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    max_new_tokens: int = 500
+    temperature: float = 0.8  # 0 means greedy
+    top_k: int = 200  # 0 turns top-k off
+    top_p: float = 1.0  # 1 turns nucleus sampling off
+    num_samples: int = 1
+    prompt: str = ""  # empty: start from a newline (or the first token of the vocabulary)
+    stop: str = ""  # stop a sample when this string appears; empty for none
+    seed: int = 1337
+
+    def __post_init__(self) -> None:
+        _require(self.max_new_tokens >= 0, "sample.max_new_tokens", self.max_new_tokens, "an integer of at least 0")
+        _require(self.temperature >= 0, "sample.temperature", self.temperature, "a number of at least 0")
+        _require(self.top_k >= 0, "sample.top_k", self.top_k, "an integer of at least 0")
+        _require(0 < self.top_p <= 1, "sample.top_p", self.top_p, "a number in (0, 1]")
+        _require(self.num_samples >= 1, "sample.num_samples", self.num_samples, "a positive integer")
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "tokenizer": TokenizerConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "sample": SampleConfig,
+}

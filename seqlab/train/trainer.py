@@ -1,0 +1,217 @@
+"""The training loop: knows nothing about model families.
+
+It takes a model whose `forward(x, y)` returns `(output, loss)`, a batch source, and a `TrainConfig`,
+and owns the optimizer, the schedule, evaluation, logging and checkpoints of one run directory.
+Resuming restores weights, optimizer moments, the batch sampler's random state and torch's, so on CPU
+a resumed run repeats the uninterrupted run's losses exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from seqlab.config import TrainConfig
+from seqlab.train.checkpoint import latest_checkpoint, save_checkpoint
+from seqlab.train.metrics import MetricsLog, plot_losses
+from seqlab.train.optim import build_optimizer, learning_rate
+
+log = logging.getLogger(__name__)
+
+
+class BatchSource(Protocol):
+    """Where batches come from: `sample` must draw all its randomness from `generator`."""
+
+    tokens_per_char: dict[str, float]  # per split, turns nats per token into bits per character
+
+    def sample(self, split: str, generator: torch.Generator) -> tuple[Tensor, Tensor]: ...
+
+
+@dataclass
+class TrainResult:
+    step: int
+    interrupted: bool
+    val_loss: float | None
+    tokens_per_sec: float
+
+
+class _StopFlag:
+    """The first Ctrl-C asks the loop to checkpoint and stop at the end of the step; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> "_StopFlag":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("interrupted: saving a checkpoint at the end of this step (Ctrl-C again to abort)")
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Trainer:
+    def __init__(self, model: nn.Module, batches: BatchSource, config: TrainConfig, run_dir: Path, *,
+                 device: torch.device, sampler: Callable[[nn.Module], str] | None = None,
+                 progress: bool = True, title: str = "") -> None:
+        self.model = model.to(device)
+        self.batches = batches
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.device = device
+        self.sampler = sampler
+        self.progress = progress
+        self.title = title
+        self.optimizer = build_optimizer(self.model, config, device)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.metrics = MetricsLog(self.run_dir / "metrics.csv")
+        self.step = 0
+        self.tokens_seen = 0
+        self.train_seconds = 0.0
+
+    # ---- state -------------------------------------------------------------------------------
+
+    def _rng_state(self) -> dict[str, Tensor]:
+        state = {"batches": self.generator.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def save(self) -> None:
+        save_checkpoint(self.run_dir, step=self.step, model=self.model, optimizer=self.optimizer,
+                        rng=self._rng_state(),
+                        trainer={"tokens_seen": self.tokens_seen, "train_seconds": self.train_seconds})
+
+    def restore(self) -> bool:
+        """Continue from the run's latest checkpoint; False when there is none."""
+        checkpoint = latest_checkpoint(self.run_dir)
+        if checkpoint is None:
+            return False
+        rng = checkpoint.load_into(self.model, self.optimizer)
+        self.generator.set_state(rng["batches"])
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        self.step = checkpoint.step
+        self.tokens_seen = int(checkpoint.trainer.get("tokens_seen", 0))
+        self.train_seconds = float(checkpoint.trainer.get("train_seconds", 0.0))
+        self.metrics.truncate_after(self.step)
+        log.info("resumed from step %d", self.step)
+        return True
+
+    # ---- evaluation --------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def estimate_loss(self, split: str) -> float:
+        """Mean loss over `eval_steps` batches, the same batches at every evaluation."""
+        generator = torch.Generator().manual_seed(self.config.seed + 1)
+        was_training = self.model.training
+        self.model.eval()
+        total = torch.zeros((), device=self.device)
+        for _ in range(self.config.eval_steps):
+            x, y = self.batches.sample(split, generator)
+            total += self.model(x.to(self.device), y.to(self.device))[1].float()
+        self.model.train(was_training)
+        return total.item() / self.config.eval_steps
+
+    def evaluate(self) -> float:
+        """Log train and val estimates, write a sample and the loss plot; returns the val loss."""
+        lr = learning_rate(max(self.step - 1, 0), self.config)
+        losses = {}
+        for split in ("train", "val"):
+            losses[split] = self.estimate_loss(split)
+            bpc = losses[split] / math.log(2) * self.batches.tokens_per_char[split]
+            self.metrics.add(step=self.step, split=split, loss=losses[split], bits_per_char=bpc,
+                             tokens_per_sec=self.tokens_per_sec, lr=lr, elapsed_s=self.train_seconds)
+        log.info("step %d: train loss %.4f, val loss %.4f", self.step, losses["train"], losses["val"])
+        if self.sampler is not None and self.config.sample_tokens > 0:
+            text = self.sampler(self.model)
+            with open(self.run_dir / "samples.txt", "a", encoding="utf-8") as handle:
+                handle.write(f"==== step {self.step} ====\n{text}\n\n")
+        plot_losses(self.metrics.rows(), self.run_dir / "loss.png", self.title)
+        return losses["val"]
+
+    @property
+    def tokens_per_sec(self) -> float:
+        return self.tokens_seen / self.train_seconds if self.train_seconds > 0 else 0.0
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def _train_step(self) -> Tensor:
+        config = self.config
+        lr = learning_rate(self.step, config)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        for _ in range(config.grad_accum_steps):
+            x, y = self.batches.sample("train", self.generator)
+            _, loss = self.model(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+            (loss / config.grad_accum_steps).backward()
+            self.tokens_seen += x.numel()
+        if config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return loss.detach()
+
+    def _log_batch(self, loss: Tensor, bar: tqdm) -> None:
+        value = loss.item()  # the only read of a device value between evaluations
+        self.metrics.add(step=self.step, split="batch", loss=value, tokens_per_sec=self.tokens_per_sec,
+                         bits_per_char=value / math.log(2) * self.batches.tokens_per_char["train"],
+                         lr=learning_rate(self.step - 1, self.config), elapsed_s=self.train_seconds)
+        bar.set_postfix(loss=f"{value:.4f}", tok_s=f"{self.tokens_per_sec:,.0f}", refresh=False)
+
+    def _due(self, every: int) -> bool:
+        return (every > 0 and self.step % every == 0) or self.step == self.config.max_steps
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train to `max_steps` (from the latest checkpoint when `resume`), checkpointing on the way."""
+        config = self.config
+        if not (resume and self.restore()):
+            self.evaluate()
+        val_loss = None
+        self.model.train()
+        bar = tqdm(total=config.max_steps, initial=self.step, desc=self.title or "train", unit="step",
+                   disable=not self.progress, dynamic_ncols=True, leave=True)
+        with _StopFlag() as stop, bar:
+            start = time.perf_counter()
+            while self.step < config.max_steps and not stop.requested:
+                loss = self._train_step()
+                bar.update(1)
+                log_now = self.step % config.log_every == 0 or self.step == config.max_steps
+                eval_now, save_now = self._due(config.eval_every), self._due(config.checkpoint_every)
+                if not (log_now or eval_now or save_now):
+                    continue
+                self.train_seconds += time.perf_counter() - start  # evaluation time is not training time
+                if log_now:
+                    self._log_batch(loss, bar)
+                if eval_now:
+                    val_loss = self.evaluate()
+                    if self.progress:
+                        bar.write(f"step {self.step}: val loss {val_loss:.4f}")
+                if save_now:
+                    self.save()
+                start = time.perf_counter()
+            if stop.requested:
+                self.train_seconds += time.perf_counter() - start
+                self.save()
+        return TrainResult(step=self.step, interrupted=stop.requested, val_loss=val_loss,
+                           tokens_per_sec=self.tokens_per_sec)
