@@ -1,0 +1,27 @@
+"""`make bench`: every benchmark, side by side with its reference; tables printed, JSON saved in
+benchmarks/results/."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import bench_sample, bench_train  # noqa: E402
+from benchmarks.common import RESULTS, machine  # noqa: E402
+
+
+def main() -> None:
+    info = machine()
+    print(f"machine: {info['cpu_count']} cpus, torch {info['torch']} with {info['torch_threads']} threads, "
+          f"load average {info['load_average'][0]:.2f}")
+    train = bench_train.run()
+    sample = bench_sample.run()
+    print(f"\ntraining: seqlab / nanogpt-style = {train['ratio_seqlab_vs_reference']:.2f}x; "
+          f"sampling: KV cache / recompute = {sample['cache_speedup']:.2f}x")
+    print(f"results saved in {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""The Python API, which the CLI mirrors: train a run, load it, evaluate it, sample from it.
+
+    import seqlab
+    run_dir = seqlab.train("shakespeare-char", overrides=["train.max_steps=500"])
+    model, tokenizer = seqlab.load(run_dir)
+    ids = torch.tensor([tokenizer.encode("ROMEO:")])
+    print(tokenizer.decode(model.generate(ids, max_new_tokens=200, temperature=0.8, top_k=200)[0]))
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from seqlab.config import Config, SampleConfig, load_config, override
+from seqlab.data import TokenData, iter_eval_windows, load_corpus, prepare_tokens, sample_batch, split_text
+from seqlab.errors import SeqlabError
+from seqlab.generate.sampling import iter_generate
+from seqlab.generate.stream import TextStream
+from seqlab.models import build_model
+from seqlab.runs import load_run, prepare_run_dir, read_config, read_tokenizer, write_run_files
+from seqlab.tokenizers import Tokenizer, train_tokenizer
+from seqlab.train import Trainer, resolve_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LMBatches:
+    """Random windows of a token stream: the batch source of language-model training."""
+
+    data: TokenData
+    batch_size: int
+    block_size: int
+
+    @property
+    def tokens_per_char(self) -> dict[str, float]:
+        return {"train": len(self.data.train) / self.data.train_chars,
+                "val": len(self.data.val) / self.data.val_chars}
+
+    def sample(self, split: str, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        tokens = self.data.train if split == "train" else self.data.val
+        return sample_batch(tokens, self.batch_size, self.block_size, generator)
+
+
+def _resolve(config: Config | str | Path, overrides: Sequence[str]) -> Config:
+    if isinstance(config, Config):
+        return override(config, overrides) if overrides else config
+    return load_config(config, overrides)
+
+
+def _default_out(config: Config | str | Path) -> Path:
+    name = Path(str(config)).stem if not isinstance(config, Config) else "run"
+    return Path("runs") / name
+
+
+def _fit_tokenizer(config: Config, text: str) -> Tokenizer:
+    kind = config.tokenizer.kind
+    # The char vocabulary is the whole corpus's (as nanoGPT's), so validation has no unseen
+    # characters; BPE merges are learned from the training part only.
+    source = text if kind == "char" else split_text(text, config.data.val_fraction)[0]
+    return train_tokenizer(kind, source, vocab_size=config.tokenizer.vocab_size,
+                           unknown_token=config.tokenizer.unknown_token)
+
+
+def _resume_config(run_dir: Path, overrides: Sequence[str]) -> Config:
+    saved = read_config(run_dir)
+    config = override(saved, overrides) if overrides else saved
+    for section in ("data", "tokenizer", "model"):
+        if getattr(config, section) != getattr(saved, section):
+            raise SeqlabError(f"--resume cannot change [{section}] of {run_dir}: only train.* and "
+                              f"sample.* may differ from the saved config")
+    return config
+
+
+def train(config: Config | str | Path, *, out: str | Path | None = None, overrides: Sequence[str] = (),
+          resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
+    """Train a model from a Config, a TOML file or a preset name; returns its run directory."""
+    run_dir = Path(out) if out is not None else _default_out(config)
+    if resume and (run_dir / "config.toml").is_file():
+        config = _resume_config(run_dir, overrides)
+        tokenizer = read_tokenizer(run_dir)
+        corpus = load_corpus(config.data.corpus)
+    else:
+        if resume:
+            log.warning("%s has no run to resume: starting a new one", run_dir)
+        config = _resolve(config, overrides)
+        prepare_run_dir(run_dir, overwrite=overwrite)
+        corpus = load_corpus(config.data.corpus)
+        tokenizer = _fit_tokenizer(config, corpus.text)
+    write_run_files(run_dir, config, tokenizer)
+    data = prepare_tokens(corpus.text, tokenizer, config.data.val_fraction)
+    torch.manual_seed(config.train.seed)
+    model = build_model(config.model, tokenizer.vocab_size)
+    device = resolve_device(config.train.device)
+    batches = LMBatches(data, config.train.batch_size, config.model.block_size)
+    log.info("training %s (%.2fM parameters) on %s: %d train / %d val tokens", config.model.family,
+             sum(p.numel() for p in model.parameters()) / 1e6, device, len(data.train), len(data.val))
+    trainer = Trainer(model, batches, config.train, run_dir, device=device, progress=progress,
+                      sampler=lambda m: _eval_sample(m, tokenizer, config), title=run_dir.name)
+    trainer.fit(resume=resume)
+    return run_dir
+
+
+def _eval_sample(model: nn.Module, tokenizer: Tokenizer, config: Config) -> str:
+    """The short sample written to samples.txt at each evaluation."""
+    options = replace(config.sample, max_new_tokens=config.train.sample_tokens, num_samples=1)
+    return "".join(stream_sample(model, tokenizer, options))
+
+
+def load(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, Tokenizer]:
+    """The trained model of a run (eval mode) and its tokenizer."""
+    model, tokenizer, _ = load_run(run_dir, resolve_device(device))
+    return model, tokenizer
+
+
+def prompt_ids(tokenizer: Tokenizer, prompt: str, block_size: int) -> list[int]:
+    """The prompt's token ids; an empty prompt starts from a newline, as nanoGPT's sampler does."""
+    ids = tokenizer.encode(prompt or "\n")
+    if len(ids) > block_size:
+        log.warning("the prompt has %d tokens and the model's context is %d: only its last %d are used",
+                    len(ids), block_size, block_size)
+        ids = ids[-block_size:]
+    return ids
+
+
+def stream_sample(model: nn.Module, tokenizer: Tokenizer, options: SampleConfig, *,
+                  use_cache: bool = True, sample_index: int = 0) -> Iterator[str]:
+    """Text of one sample as it is generated (without the prompt), ending at `options.stop`."""
+    ids = prompt_ids(tokenizer, options.prompt, model.block_size)
+    device = next(model.parameters()).device
+    idx = torch.tensor([ids], dtype=torch.long, device=device)
+    stream = TextStream(tokenizer, stop=options.stop)
+    tokens = iter_generate(model, idx, options.max_new_tokens, temperature=options.temperature,
+                           top_k=options.top_k or None, top_p=options.top_p, use_cache=use_cache,
+                           seed=options.seed + sample_index)
+    for column in tokens:
+        piece = stream.push(column.tolist())
+        if piece:
+            yield piece
+        if stream.stopped:
+            break
+    tail = stream.flush()
+    if tail:
+        yield tail
+
+
+@torch.inference_mode()
+def evaluate(run_dir: str | Path, *, corpus: str | None = None, split: str = "val", device: str = "cpu",
+             batch_size: int = 32) -> dict[str, float | int | str]:
+    """Loss, perplexity and bits per character of a run over a whole split of a corpus.
+
+    The split is cut as in training (the last `data.val_fraction` of the text); `split="all"` takes the
+    whole text. Windows of `block_size` tokens do not overlap, so every token is predicted once.
+    """
+    model, tokenizer, config = load_run(run_dir, resolve_device(device))
+    text = load_corpus(corpus or config.data.corpus).text
+    if split != "all":
+        text = dict(zip(("train", "val"), split_text(text, config.data.val_fraction)))[split]
+    tokens = tokenizer.encode_array(text)
+    if len(tokens) < 2:
+        raise SeqlabError(f"the {split} split has {len(tokens)} token(s): nothing to evaluate")
+    total, count = 0.0, 0
+    device_ = next(model.parameters()).device
+    for x, y in iter_eval_windows(tokens, model.block_size, batch_size):
+        logits, _ = model(x.to(device_))
+        total += torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.to(device_).flatten(),
+                                                   reduction="sum").item()
+        count += y.numel()
+    loss = total / count
+    return {"corpus": corpus or config.data.corpus, "split": split, "loss": loss, "perplexity": math.exp(loss),
+            # The first token is never predicted: count the characters of the tokens that are.
+            "bits_per_char": total / math.log(2) / (len(text) * count / len(tokens)), "tokens": count,
+            "chars": len(text)}

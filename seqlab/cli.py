@@ -1,0 +1,229 @@
+"""The `seqlab` command: a thin layer over `seqlab.api`.
+
+A user's mistake (a bad config, a missing file, a damaged run) prints one line on stderr and exits
+with status 2; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from seqlab.errors import SeqlabError
+
+log = logging.getLogger("seqlab")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage block
+        raise SeqlabError(f"{message} (see '{self.prog} --help')")
+
+
+def _train(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab import api
+    if args.config is None and not args.resume:
+        raise SeqlabError("train needs a config file or preset name (see 'seqlab presets')")
+    run_dir = api.train(args.config or "run", out=args.out, overrides=overrides, resume=args.resume,
+                        overwrite=args.overwrite, progress=not args.no_progress)
+    print(f"run saved in {run_dir}  (next: seqlab sample {run_dir})")
+    return 0
+
+
+def _sample_options(args: argparse.Namespace, defaults):
+    prompt = args.prompt
+    if args.prompt_file is not None:
+        try:
+            prompt = Path(args.prompt_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SeqlabError(f"cannot read prompt file {args.prompt_file}: {exc}") from None
+    given = {"prompt": prompt, "max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
+             "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed, "num_samples": args.num_samples,
+             "stop": args.stop}
+    return replace(defaults, **{k: v for k, v in given.items() if v is not None})
+
+
+def _sample(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab import api
+    from seqlab.runs import load_run
+    from seqlab.train import resolve_device
+    model, tokenizer, config = load_run(args.run_dir, resolve_device(args.device))
+    options = _sample_options(args, config.sample)
+    for index in range(options.num_samples):
+        if index:
+            sys.stdout.write("\n---------------\n")
+        sys.stdout.write(options.prompt)
+        for piece in api.stream_sample(model, tokenizer, options, use_cache=not args.no_cache,
+                                       sample_index=index):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
+def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab import api
+    result = api.evaluate(args.run_dir, corpus=args.corpus, split=args.split, device=args.device)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>14}  {value:.4f}" if isinstance(value, float) else f"{key:>14}  {value}")
+    return 0
+
+
+def _info(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab.runs import load_run, run_step
+    from seqlab.train.metrics import MetricsLog
+    model, tokenizer, config = load_run(args.run_dir)
+    metrics_path = Path(args.run_dir) / "metrics.csv"
+    last_val = MetricsLog(metrics_path).last("val") if metrics_path.is_file() else None
+    info = {"run_dir": str(args.run_dir), "family": config.model.family, "corpus": config.data.corpus,
+            "tokenizer": tokenizer.kind, "vocab_size": tokenizer.vocab_size,
+            "parameters": sum(p.numel() for p in model.parameters()), "step": run_step(Path(args.run_dir)),
+            "max_steps": config.train.max_steps,
+            "val_loss": float(last_val["loss"]) if last_val else None,
+            "val_bits_per_char": float(last_val["bits_per_char"]) if last_val else None,
+            "model": {k: v for k, v in config.model.__dict__.items()}}
+    if args.json:
+        print(json.dumps(info))
+    else:
+        for key, value in info.items():
+            print(f"{key:>18}  {value}")
+    return 0
+
+
+def _demo(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab import api
+    from seqlab.config import SampleConfig
+    print("seqlab demo: a 4-layer character-level GPT learns tiny Shakespeare (nanoGPT's CPU config)\n")
+    run_dir = api.train("shakespeare-char", out=args.out, overrides=overrides, overwrite=True)
+    result = api.evaluate(run_dir)
+    print(f"\nvalidation: loss {result['loss']:.4f} nats/char, {result['bits_per_char']:.3f} bits/char\n")
+    model, tokenizer = api.load(run_dir)
+    for index in range(2):
+        print(f"---- sample {index + 1} ----")
+        options = SampleConfig(max_new_tokens=args.tokens, seed=index)
+        for piece in api.stream_sample(model, tokenizer, options):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        print()
+    print(f"\nthe run is in {run_dir}: loss.png, metrics.csv, samples.txt; try `seqlab sample {run_dir} "
+          f"--prompt 'ROMEO:'`")
+    return 0
+
+
+def _presets(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab.config import preset_names
+    print("\n".join(preset_names()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="seqlab", description="Sequence models from n-grams to GPT: train, sample, evaluate.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser("train", help="train a model from a config file or preset",
+                                epilog="Any --section.key=value overrides the config, e.g. --train.max_steps=500")
+    train.add_argument("config", nargs="?", help="a TOML file or preset name (optional with --resume)")
+    train.add_argument("--out", help="run directory (default runs/NAME)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(handler=_train, overrides_allowed=True)
+
+    sample = commands.add_parser("sample", help="generate text from a trained run")
+    sample.add_argument("run_dir")
+    group = sample.add_mutually_exclusive_group()
+    group.add_argument("--prompt", help="text to continue")
+    group.add_argument("--prompt-file", help="a file whose text to continue")
+    sample.add_argument("--max-new-tokens", type=int)
+    sample.add_argument("--temperature", type=float, help="0 means greedy")
+    sample.add_argument("--top-k", type=int, help="0 turns top-k off")
+    sample.add_argument("--top-p", type=float, help="1 turns nucleus sampling off")
+    sample.add_argument("--seed", type=int)
+    sample.add_argument("--num-samples", type=int)
+    sample.add_argument("--stop", help="stop a sample when this text appears")
+    sample.add_argument("--no-cache", action="store_true", help="recompute the context at every step")
+    sample.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps (default cpu)")
+    sample.set_defaults(handler=_sample)
+
+    evaluate = commands.add_parser("eval", help="loss, perplexity and bits per char of a run")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--corpus", help="another corpus to evaluate on (default: the run's)")
+    evaluate.add_argument("--split", choices=("val", "train", "all"), default="val")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.set_defaults(handler=_eval)
+
+    info = commands.add_parser("info", help="what a run directory holds")
+    info.add_argument("run_dir")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(handler=_info)
+
+    demo = commands.add_parser("demo", help="train the shakespeare-char preset and print samples")
+    demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--tokens", type=int, default=300, help="length of each sample")
+    demo.set_defaults(handler=_demo, overrides_allowed=True)
+
+    presets = commands.add_parser("presets", help="list the shipped presets")
+    presets.set_defaults(handler=_presets)
+    return parser
+
+
+def _split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Dotted `--section.key=value` options, apart from the rest."""
+    overrides = [a for a in argv if a.startswith("--") and "." in a.split("=", 1)[0]]
+    return [a for a in argv if a not in overrides], overrides
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        return message if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {message}"
+
+
+def _setup_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    root = logging.getLogger("seqlab")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    root.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        rest, overrides = _split_overrides(argv)
+        args = build_parser().parse_args(rest)
+        _setup_logging(args.quiet)
+        if overrides and not getattr(args, "overrides_allowed", False):
+            raise SeqlabError(f"{args.command} takes no --section.key=value options (got {overrides[0]})")
+        return args.handler(args, overrides)
+    except SeqlabError as exc:
+        if debug:
+            raise
+        print(f"seqlab: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `seqlab sample RUN | head`
+        return 0
+    except OSError as exc:
+        if debug:
+            raise
+        print(f"seqlab: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("seqlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

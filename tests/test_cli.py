@@ -1,0 +1,190 @@
+"""The command line end to end on a few KB of generated text: train, eval, sample, info, resume,
+and the one-line errors of every user mistake."""
+
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+
+from seqlab.cli import main
+
+TINY = """
+[data]
+corpus = "{corpus}"
+val_fraction = 0.2
+
+[tokenizer]
+kind = "{kind}"
+vocab_size = 300
+
+[model]
+n_layer = 1
+n_head = 2
+d_model = 16
+block_size = 16
+
+[train]
+batch_size = 4
+max_steps = 20
+lr = 3e-3
+warmup_steps = 2
+eval_every = 10
+eval_steps = 2
+checkpoint_every = 10
+log_every = 5
+sample_tokens = 10
+device = "cpu"
+
+[sample]
+max_new_tokens = 30
+"""
+
+
+def make_corpus(path, seed=0, size=4000):
+    rng = random.Random(seed)
+    words = ["to", "be", "or", "not", "that", "is", "the", "question", "whether", "tis", "nobler"]
+    lines, total = [], 0
+    while total < size:
+        line = " ".join(rng.choice(words) for _ in range(rng.randint(3, 9))).capitalize() + "."
+        lines.append(line)
+        total += len(line) + 1
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    corpus = make_corpus(tmp_path / "corpus.txt")
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY.format(corpus=corpus, kind="char"))
+    return tmp_path, config
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def error_line(code, err):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("seqlab: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind", ["char", "byte", "bpe"])
+def test_train_eval_sample_info(workspace, capsys, kind):
+    tmp, config = workspace
+    config.write_text(TINY.format(corpus=tmp / "corpus.txt", kind=kind))
+    run = tmp / f"run-{kind}"
+    code, out, _ = run_cli(capsys, "train", str(config), "--out", str(run), "--no-progress")
+    assert code == 0
+    for name in ("config.toml", "tokenizer.json", "model.safetensors", "metrics.csv", "loss.png", "samples.txt"):
+        assert (run / name).is_file(), name
+    assert (run / "state" / "latest.json").is_file()
+
+    code, out, _ = run_cli(capsys, "eval", str(run), "--json")
+    result = json.loads(out)
+    assert code == 0 and {"loss", "perplexity", "bits_per_char", "tokens"} <= set(result)
+    assert 0 < result["loss"] < 10 and result["tokens"] > 100
+
+    args = ("sample", str(run), "--max-new-tokens", "25", "--seed", "7", "--prompt", "To be")
+    code, first, _ = run_cli(capsys, *args)
+    code2, second, _ = run_cli(capsys, *args)
+    assert code == code2 == 0 and first == second and first.startswith("To be")
+
+    code, out, _ = run_cli(capsys, "info", str(run), "--json")
+    info = json.loads(out)
+    assert info["step"] == 20 and info["tokenizer"] == kind and info["parameters"] > 0
+
+
+def test_resume_continues_to_a_later_max_steps(workspace, capsys):
+    tmp, config = workspace
+    run = tmp / "run"
+    assert run_cli(capsys, "train", str(config), "--out", str(run), "--no-progress", "--train.max_steps=10")[0] == 0
+    code, _, _ = run_cli(capsys, "train", "--out", str(run), "--resume", "--no-progress", "--train.max_steps=20")
+    assert code == 0
+    code, out, _ = run_cli(capsys, "info", str(run), "--json")
+    assert json.loads(out)["step"] == 20
+
+
+def test_existing_run_is_never_overwritten_by_accident(workspace, capsys):
+    tmp, config = workspace
+    run = tmp / "run"
+    assert run_cli(capsys, "train", str(config), "--out", str(run), "--no-progress", "--train.max_steps=2")[0] == 0
+    line = error_line(*run_cli(capsys, "train", str(config), "--out", str(run), "--no-progress")[::2])
+    assert "--resume" in line and "--overwrite" in line
+    assert run_cli(capsys, "train", str(config), "--out", str(run), "--no-progress", "--overwrite",
+                   "--train.max_steps=2")[0] == 0
+    line = error_line(*run_cli(capsys, "train", "--out", str(run), "--resume", "--model.n_layer=2")[::2])
+    assert "cannot change [model]" in line
+
+
+def test_sample_stop_string_and_greedy(workspace, capsys):
+    tmp, config = workspace
+    run = tmp / "run"
+    run_cli(capsys, "train", str(config), "--out", str(run), "--no-progress")
+    code, out, _ = run_cli(capsys, "sample", str(run), "--stop", " ", "--max-new-tokens", "200", "--prompt", "x")
+    assert code == 0 and out.count(" ") <= 1 and out.rstrip("\n").endswith(" ")
+    greedy = [run_cli(capsys, "sample", str(run), "--temperature", "0", "--seed", str(s), "--max-new-tokens", "20")[1]
+              for s in (1, 2)]
+    assert greedy[0] == greedy[1]
+    cached, uncached = (run_cli(capsys, "sample", str(run), "--temperature", "0", "--max-new-tokens", "40", *extra)[1]
+                        for extra in ((), ("--no-cache",)))
+    assert cached == uncached
+
+
+def test_long_prompt_is_cropped_with_a_warning(workspace, capsys):
+    tmp, config = workspace
+    run = tmp / "run"
+    run_cli(capsys, "train", str(config), "--out", str(run), "--no-progress", "--train.max_steps=2")
+    code, out, err = run_cli(capsys, "sample", str(run), "--prompt", "to be or not " * 10, "--max-new-tokens", "5")
+    assert code == 0 and "only its last 16 are used" in err
+
+
+def test_user_mistakes_are_one_line_errors(workspace, capsys):
+    tmp, config = workspace
+    run = tmp / "run"
+    run_cli(capsys, "train", str(config), "--out", str(run), "--no-progress", "--train.max_steps=2")
+    binary = tmp / "blob.bin"
+    binary.write_bytes(bytes(range(256)) * 10)
+    cases = [
+        (("train", "no-such-preset"), "unknown preset"),
+        (("train", str(config), "--model.n_layr=2", "--out", str(tmp / "x")), "did you mean 'n_layer'"),
+        (("train", str(config), "--data.corpus=" + str(tmp / "missing.txt"), "--out", str(tmp / "y")), "missing.txt"),
+        (("train", str(config), "--data.corpus=" + str(binary), "--out", str(tmp / "z")), "binary"),
+        (("sample", str(tmp / "nowhere")), "does not exist"),
+        (("sample", str(tmp)), "not a seqlab run"),
+        (("sample", str(run), "--prompt", "Zürich"), "not in the char vocabulary"),
+        (("sample", str(run), "--temperature", "-1"), "sample.temperature"),
+        (("eval", str(run), "--corpus", str(tmp / "missing.txt")), "missing.txt"),
+        (("sample", str(run), "--max-new-tokens", "lots"), "invalid int value"),
+        (("nonsense",), "invalid choice"),
+    ]
+    for argv, words in cases:
+        line = error_line(*run_cli(capsys, *argv)[::2])
+        assert words in line, (argv, line)
+
+
+def test_damaged_weights_are_a_clear_error(workspace, capsys):
+    tmp, config = workspace
+    run = tmp / "run"
+    run_cli(capsys, "train", str(config), "--out", str(run), "--no-progress", "--train.max_steps=2")
+    (run / "model.safetensors").write_bytes(b"\x00" * 100)
+    assert "damaged" in error_line(*run_cli(capsys, "eval", str(run))[::2])
+    (run / "config.toml").write_text("[model]\nn_layer = 'x'\n")
+    assert "config.toml" in error_line(*run_cli(capsys, "info", str(run))[::2])
+
+
+def test_module_entry_point_and_debug_traceback(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "seqlab", "presets"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "shakespeare-char" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "seqlab", "train", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    debug = subprocess.run([sys.executable, "-m", "seqlab", "--debug", "train", "nope"], capture_output=True, text=True)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
