@@ -19,12 +19,25 @@ import torch
 from torch import Tensor, nn
 
 from seqlab.config import Config, SampleConfig, load_config, override
-from seqlab.data import TokenData, iter_eval_windows, load_corpus, prepare_tokens, sample_batch, split_text
+from seqlab.data import (
+    TokenData,
+    iter_eval_windows,
+    load_corpus,
+    prepare_tokens,
+    sample_batch,
+    split_text,
+)
 from seqlab.errors import SeqlabError
 from seqlab.generate.sampling import iter_generate
 from seqlab.generate.stream import TextStream
 from seqlab.models import build_model
-from seqlab.runs import load_run, prepare_run_dir, read_config, read_tokenizer, write_run_files
+from seqlab.runs import (
+    load_run,
+    prepare_run_dir,
+    read_config,
+    read_tokenizer,
+    write_run_files,
+)
 from seqlab.tokenizers import Tokenizer, train_tokenizer
 from seqlab.train import Trainer, resolve_device
 
@@ -130,10 +143,12 @@ def prompt_ids(tokenizer: Tokenizer, prompt: str, block_size: int) -> list[int]:
     return ids
 
 
-def stream_sample(model: nn.Module, tokenizer: Tokenizer, options: SampleConfig, *,
-                  use_cache: bool = True, sample_index: int = 0) -> Iterator[str]:
-    """Text of one sample as it is generated (without the prompt), ending at `options.stop`."""
+def stream_sample(model: nn.Module, tokenizer: Tokenizer, options: SampleConfig, *, use_cache: bool = True,
+                  sample_index: int = 0, echo_prompt: bool = False) -> Iterator[str]:
+    """Text of one sample as it is generated, ending at `options.stop`; the prompt first if `echo_prompt`."""
     ids = prompt_ids(tokenizer, options.prompt, model.block_size)
+    if echo_prompt and options.prompt:
+        yield options.prompt
     device = next(model.parameters()).device
     idx = torch.tensor([ids], dtype=torch.long, device=device)
     stream = TextStream(tokenizer, stop=options.stop)

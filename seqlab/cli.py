@@ -56,9 +56,8 @@ def _sample(args: argparse.Namespace, overrides: list[str]) -> int:
     for index in range(options.num_samples):
         if index:
             sys.stdout.write("\n---------------\n")
-        sys.stdout.write(options.prompt)
         for piece in api.stream_sample(model, tokenizer, options, use_cache=not args.no_cache,
-                                       sample_index=index):
+                                       sample_index=index, echo_prompt=True):
             sys.stdout.write(piece)
             sys.stdout.flush()
     sys.stdout.write("\n")

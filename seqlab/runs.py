@@ -22,10 +22,10 @@ from torch import nn
 from seqlab.config import Config, config_to_toml
 from seqlab.config.load import build_config
 from seqlab.errors import CheckpointError, ConfigError, SeqlabError, TokenizerError
+from seqlab.files import atomic_write_text
 from seqlab.models import build_model
 from seqlab.tokenizers import Tokenizer, load_tokenizer
 from seqlab.train.checkpoint import load_weights, read_metadata
-from seqlab.train.files import atomic_write_text
 
 RUN_FILES = ("config.toml", "tokenizer.json", "model.safetensors", "state", "metrics.csv", "loss.png",
              "samples.txt")

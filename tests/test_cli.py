@@ -129,7 +129,7 @@ def test_sample_stop_string_and_greedy(workspace, capsys):
     tmp, config = workspace
     run = tmp / "run"
     run_cli(capsys, "train", str(config), "--out", str(run), "--no-progress")
-    code, out, _ = run_cli(capsys, "sample", str(run), "--stop", " ", "--max-new-tokens", "200", "--prompt", "x")
+    code, out, _ = run_cli(capsys, "sample", str(run), "--stop", " ", "--max-new-tokens", "200", "--prompt", "t")
     assert code == 0 and out.count(" ") <= 1 and out.rstrip("\n").endswith(" ")
     greedy = [run_cli(capsys, "sample", str(run), "--temperature", "0", "--seed", str(s), "--max-new-tokens", "20")[1]
               for s in (1, 2)]
@@ -161,6 +161,7 @@ def test_user_mistakes_are_one_line_errors(workspace, capsys):
         (("sample", str(tmp / "nowhere")), "does not exist"),
         (("sample", str(tmp)), "not a seqlab run"),
         (("sample", str(run), "--prompt", "Zürich"), "not in the char vocabulary"),
+        (("sample", str(run), "--prompt-file", str(tmp / "missing.txt")), "cannot read prompt file"),
         (("sample", str(run), "--temperature", "-1"), "sample.temperature"),
         (("eval", str(run), "--corpus", str(tmp / "missing.txt")), "missing.txt"),
         (("sample", str(run), "--max-new-tokens", "lots"), "invalid int value"),

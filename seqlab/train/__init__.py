@@ -1,6 +1,12 @@
 """Training: the Trainer loop, AdamW and its schedule, checkpoints, metrics, devices."""
 
-from seqlab.train.checkpoint import latest_checkpoint, load_weights, save_checkpoint, save_weights, unwrap
+from seqlab.train.checkpoint import (
+    latest_checkpoint,
+    load_weights,
+    save_checkpoint,
+    save_weights,
+    unwrap,
+)
 from seqlab.train.device import resolve_device
 from seqlab.train.optim import build_optimizer, learning_rate, param_groups
 from seqlab.train.trainer import BatchSource, Trainer, TrainResult

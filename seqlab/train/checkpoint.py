@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from seqlab.errors import CheckpointError
-from seqlab.train.files import atomic_path, atomic_write_text, link_or_copy
+from seqlab.files import atomic_path, atomic_write_text, link_or_copy
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import csv
 import math
 from pathlib import Path
 
-from seqlab.train.files import atomic_path, atomic_write_text
+from seqlab.files import atomic_path, atomic_write_text
 
 COLUMNS = ("step", "split", "loss", "perplexity", "bits_per_char", "tokens_per_sec", "lr", "elapsed_s")
 

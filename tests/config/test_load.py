@@ -5,8 +5,15 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from seqlab.config import (Config, config_to_toml, load_config, override, parse_overrides, preset_names,
-                           with_section)
+from seqlab.config import (
+    Config,
+    config_to_toml,
+    load_config,
+    override,
+    parse_overrides,
+    preset_names,
+    with_section,
+)
 from seqlab.config.load import build_config
 from seqlab.errors import ConfigError
 
