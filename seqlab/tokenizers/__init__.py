@@ -1,0 +1,95 @@
+"""Tokenizers: text to integer ids and back, exactly, behind one interface (``Tokenizer``).
+
+Three kinds, from the smallest vocabulary to the largest:
+
+- ``char``: one id per character of the training text (char-rnn, nanoGPT's shakespeare_char);
+- ``byte``: one id per UTF-8 byte, 256 ids, nothing to learn (ByT5; byte-level BPE's alphabet);
+- ``bpe``: byte-level BPE (GPT-2), trained with the Hugging Face ``tokenizers`` library.
+
+    tok = train_tokenizer("char", text)
+    tok.save(run_dir / "tokenizer.json")
+    tok = load_tokenizer(run_dir / "tokenizer.json")
+    assert tok.decode(tok.encode(text)) == text
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from seqlab.errors import TokenizerError
+from seqlab.tokenizers.base import Tokenizer
+from seqlab.tokenizers.bpe import BPETokenizer
+from seqlab.tokenizers.byte import ByteTokenizer
+from seqlab.tokenizers.char import CharTokenizer
+
+__all__ = ["BPETokenizer", "ByteTokenizer", "CharTokenizer", "Tokenizer", "load_tokenizer",
+           "tokenizer_from_dict", "train_tokenizer"]
+
+log = logging.getLogger(__name__)
+
+KINDS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "byte": ByteTokenizer,
+                                     "bpe": BPETokenizer}
+
+
+def _unknown_kind(kind: object) -> TokenizerError:
+    return TokenizerError(f"unknown tokenizer kind {kind!r}; choose one of "
+                          f"{', '.join(repr(k) for k in KINDS)}")
+
+
+def train_tokenizer(kind: str, text: str, *, vocab_size: int = 512,
+                    unknown_token: bool = False) -> Tokenizer:
+    """A tokenizer of ``kind`` fitted to ``text``.
+
+    ``vocab_size`` is used by bpe only (the 256 bytes plus the merges to learn); ``unknown_token``
+    by char only (byte and bpe cover every text).
+    """
+    if kind == "char":
+        return CharTokenizer.train(text, unknown_token=unknown_token)
+    if kind == "byte":
+        return ByteTokenizer.train(text)
+    if kind == "bpe":
+        return BPETokenizer.train(text, vocab_size=vocab_size)
+    raise _unknown_kind(kind)
+
+
+def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:
+    """Rebuild a tokenizer from ``Tokenizer.to_dict()``."""
+    if not isinstance(d, dict):
+        raise TokenizerError(f"a tokenizer description must be a JSON object, not "
+                             f"{type(d).__name__}; save the tokenizer again with seqlab")
+    if "kind" not in d:
+        raise TokenizerError("tokenizer description has no 'kind' field; "
+                             f"add one of {', '.join(repr(k) for k in KINDS)}")
+    if d["kind"] not in KINDS:
+        raise _unknown_kind(d["kind"])
+    return KINDS[d["kind"]].from_dict(d)
+
+
+def load_tokenizer(path: str | os.PathLike[str]) -> Tokenizer:
+    """Read a tokenizer written by ``Tokenizer.save``; every problem names the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TokenizerError(f"tokenizer file {path} does not exist; "
+                             "check the path or train the tokenizer first") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise TokenizerError(f"cannot read tokenizer file {path} ({err}); "
+                             "check the file or train the tokenizer again") from None
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise TokenizerError(f"tokenizer file {path} is not valid JSON ({err.msg} at line "
+                             f"{err.lineno} column {err.colno}); train the tokenizer again "
+                             "or restore the file") from None
+    try:
+        tokenizer = tokenizer_from_dict(d)
+    except TokenizerError as err:
+        raise TokenizerError(f"tokenizer file {path}: {err}") from None
+    log.debug("loaded %s tokenizer (vocab_size %d) from %s", tokenizer.kind,
+              tokenizer.vocab_size, path)
+    return tokenizer
