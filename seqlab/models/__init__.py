@@ -1,0 +1,7 @@
+"""Whole models composed from `seqlab.nn` layers, and the builders that choose them from a config."""
+
+from seqlab.models.build import build_model
+from seqlab.models.functional_decode import FunctionalStepper
+from seqlab.models.transformer import Block, TransformerLM
+
+__all__ = ["Block", "FunctionalStepper", "TransformerLM", "build_model"]

@@ -1,0 +1,18 @@
+"""Model builders: the only code that reads a model config to choose classes."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from seqlab.config.schema import ModelConfig
+from seqlab.errors import ConfigError
+from seqlab.models.transformer import TransformerLM
+
+
+def build_model(config: ModelConfig, vocab_size: int) -> nn.Module:
+    """The model that `config.family` names, with freshly initialised weights."""
+    match config.family:
+        case "transformer":
+            return TransformerLM(config, vocab_size)
+        case other:
+            raise ConfigError(f"model.family = {other!r} is not allowed: expected one of transformer")
