@@ -18,7 +18,7 @@ from seqlab.models import build_model
 from seqlab.train import Trainer
 
 
-def run(steps: int = 100, repeats: int = 5) -> dict:
+def run(steps: int = 100, repeats: int = 7) -> dict:
     config = load_config("shakespeare-char", [f"train.max_steps={steps}", "train.eval_every=0",
                                               "train.checkpoint_every=0", "train.sample_tokens=0",
                                               "train.eval_steps=1", "train.device=cpu"])
