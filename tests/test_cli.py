@@ -189,3 +189,20 @@ def test_module_entry_point_and_debug_traceback(tmp_path):
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     debug = subprocess.run([sys.executable, "-m", "seqlab", "--debug", "train", "nope"], capture_output=True, text=True)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_resume_through_the_cli_repeats_the_uninterrupted_losses(workspace, capsys):
+    tmp, config = workspace
+    whole, parts = tmp / "whole", tmp / "parts"
+    common = ("--no-progress", "--train.log_every=1", "--model.dropout=0.1")
+    assert run_cli(capsys, "train", str(config), "--out", str(whole), *common)[0] == 0
+    # The first half stops at its checkpoint (step 10); resuming must then log what `whole` logged.
+    assert run_cli(capsys, "train", str(config), "--out", str(parts), *common, "--train.max_steps=10",
+                   "--train.lr_decay_steps=20")[0] == 0
+    assert run_cli(capsys, "train", "--out", str(parts), "--resume", *common, "--train.max_steps=20",
+                   "--train.lr_decay_steps=20")[0] == 0
+
+    def losses(run):
+        rows = (run / "metrics.csv").read_text().splitlines()[1:]
+        return [row.split(",")[:3] for row in rows if ",batch," in row]
+    assert losses(parts) == losses(whole) and len(losses(whole)) == 20
