@@ -139,7 +139,7 @@ def save_checkpoint(run_dir: Path, *, step: int, model: torch.nn.Module, optimiz
     for old in state_dir.glob("ckpt-*"):
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)
-    log.info("checkpoint at step %d written to %s", step, folder)
+    log.debug("checkpoint at step %d written to %s", step, folder)
     return folder
 
 

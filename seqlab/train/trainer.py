@@ -20,6 +20,7 @@ from typing import Callable, Protocol
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from seqlab.config import TrainConfig
 from seqlab.train.checkpoint import latest_checkpoint, save_checkpoint
@@ -189,9 +190,10 @@ class Trainer:
             self.evaluate()
         val_loss = None
         self.model.train()
+        # disable=None: tqdm draws the bar only on a terminal; logs (eval lines) go through it meanwhile.
         bar = tqdm(total=config.max_steps, initial=self.step, desc=self.title or "train", unit="step",
-                   disable=not self.progress, dynamic_ncols=True, leave=True)
-        with _StopFlag() as stop, bar:
+                   disable=None if self.progress else True, dynamic_ncols=True, leave=True)
+        with _StopFlag() as stop, bar, logging_redirect_tqdm(loggers=[logging.getLogger("seqlab")]):
             start = time.perf_counter()
             while self.step < config.max_steps and not stop.requested:
                 loss = self._train_step()
@@ -205,8 +207,6 @@ class Trainer:
                     self._log_batch(loss, bar)
                 if eval_now:
                     val_loss = self.evaluate()
-                    if self.progress:
-                        bar.write(f"step {self.step}: val loss {val_loss:.4f}")
                 if save_now:
                     self.save()
                 start = time.perf_counter()
