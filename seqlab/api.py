@@ -117,7 +117,10 @@ def train(config: Config | str | Path, *, out: str | Path | None = None, overrid
              sum(p.numel() for p in model.parameters()) / 1e6, device, len(data.train), len(data.val))
     trainer = Trainer(model, batches, config.train, run_dir, device=device, progress=progress,
                       sampler=lambda m: _eval_sample(m, tokenizer, config), title=run_dir.name)
-    trainer.fit(resume=resume)
+    result = trainer.fit(resume=resume)
+    if result.interrupted:
+        log.warning("stopped at step %d with a checkpoint; continue with: seqlab train --out %s --resume",
+                    result.step, run_dir)
     return run_dir
 
 

@@ -187,6 +187,7 @@ class Trainer:
         """Train to `max_steps` (from the latest checkpoint when `resume`), checkpointing on the way."""
         config = self.config
         if not (resume and self.restore()):
+            self.metrics.truncate_after(-1)  # a run killed before its first checkpoint starts over
             self.evaluate()
         val_loss = None
         self.model.train()

@@ -193,3 +193,12 @@ def test_weight_decay_only_on_linear_weights_not_tied_embeddings():
     assert {id(p) for p in decay["params"]} == {id(model.hidden.weight)}
     assert {id(p) for p in rest["params"]} == {id(model.emb.weight), id(model.norm.weight), id(model.norm.bias),
                                                id(model.hidden.bias)}
+
+
+def test_resume_without_a_checkpoint_starts_over_cleanly(tmp_path):
+    trainer = make_trainer(tmp_path, max_steps=5, checkpoint_every=0)
+    trainer.metrics.add(step=3, split="batch", loss=9.0, bits_per_char=1.0, tokens_per_sec=1.0, lr=1.0,
+                        elapsed_s=1.0)  # logged by a run killed before any checkpoint
+    assert latest_checkpoint(tmp_path) is None
+    assert trainer.fit(resume=True).step == 5
+    assert "9.000000" not in batch_losses(tmp_path).values()
