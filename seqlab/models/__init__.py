@@ -2,6 +2,7 @@
 
 from seqlab.models.build import build_model
 from seqlab.models.functional_decode import FunctionalStepper
+from seqlab.models.ngram import NGramLM
 from seqlab.models.transformer import Block, TransformerLM
 
-__all__ = ["Block", "FunctionalStepper", "TransformerLM", "build_model"]
+__all__ = ["Block", "FunctionalStepper", "NGramLM", "TransformerLM", "build_model"]

@@ -1,0 +1,270 @@
+"""N-gram language model over integer token ids, with interpolated modified Kneser–Ney smoothing.
+
+    p(w | h) = max(a(hw) - D(a(hw)), 0) / Σ_v a(hv) + γ(h) · p(w | h'),    h' = h without its first token
+    γ(h) = (D1 N1(h·) + D2 N2(h·) + D3+ N3+(h·)) / Σ_v a(hv)
+
+Interpolated modified Kneser–Ney is Chen & Goodman (1998), "An Empirical Study of Smoothing
+Techniques for Language Modeling", after Kneser & Ney (1995): a(·) is the raw count at the highest
+order and the continuation count (distinct left extensions) below it; three discounts D1, D2, D3+
+per order come from counts of counts (see `ngram_counts.discounts`); the unigram level interpolates
+with the uniform distribution over the outcomes, so every token gets finite probability. A context
+never seen in training (Σ_v a(hv) = 0) passes the lower order through unchanged. The reference for
+the tests is hand arithmetic on toy corpora and a per-position implementation of these formulas; the
+quality reference is KenLM's `lmplz` on tiny Shakespeare (benchmarks/bench_ngram.py).
+
+Other smoothings, at the highest order only: `mle` c(hw) / Σ_v c(hv), which gives probability 0
+(log prob -inf) to unseen n-grams and is undefined for unseen contexts (log prob -inf as well;
+`distribution` raises); `add_k` (c(hw) + k) / (Σ_v c(hv) + k·P), Laplace at k = 1.
+
+Tokens are ids 0..V-1. With `boundary=True` every sequence is a sentence: it is padded in front with
+order-1 BOS tokens (id V) and closed by an EOS token (id V+1), so outcomes are the V tokens plus EOS
+(P = V + 1; `distribution` puts EOS at index V). Without it every sequence is one stream and the
+first tokens of a stream are predicted from the shorter context they have. Keys are base-(V+2)
+int64 numbers, so (V+2)^order must stay below 2^63 (order 7 for V = 500, order 4 for V = 50,000).
+
+Dimensions: T positions (all streams concatenated) · V vocab · P outcomes (V, or V + 1 with EOS).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from seqlab.files import atomic_open, atomic_write_text
+from seqlab.models.ngram_counts import (
+    OrderTable,
+    build_tables,
+    count_ngrams,
+    lookup,
+    stream_windows,
+)
+
+Smoothing = Literal["mle", "add_k", "kneser_ney"]
+TokensLike = np.ndarray | Sequence[int] | Sequence[np.ndarray]
+FORMAT = "seqlab-ngram-1"
+
+
+def _shift(a: np.ndarray, fill: int | bool) -> np.ndarray:
+    """a[t - 1] at each t, `fill` at t = 0."""
+    out = np.empty_like(a)
+    out[0] = fill
+    out[1:] = a[:-1]
+    return out
+
+
+class NGramLM:
+    """Order-n language model over ids 0..V-1; see the module docstring for the formulas."""
+
+    def __init__(self, order: int, vocab_size: int, *, smoothing: Smoothing = "kneser_ney",
+                 k: float = 1.0, boundary: bool = False) -> None:
+        if order < 1 or vocab_size < 1:
+            raise ValueError(f"order = {order} and vocab_size = {vocab_size} must both be >= 1")
+        if smoothing not in ("mle", "add_k", "kneser_ney"):
+            raise ValueError(f"smoothing = {smoothing!r}; choose 'mle', 'add_k' or 'kneser_ney'")
+        if smoothing == "add_k" and not k > 0:
+            raise ValueError(f"add_k needs k > 0, got {k}")
+        if (vocab_size + 2) ** order >= 2 ** 63:
+            raise ValueError(f"(vocab_size + 2) ** order = {vocab_size + 2}**{order} overflows int64 keys")
+        self.order, self.vocab_size, self.smoothing = order, vocab_size, smoothing
+        self.k, self.boundary = float(k), boundary
+        self._raw: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._tables: list[OrderTable] | None = None
+
+    @property
+    def base(self) -> int:
+        return self.vocab_size + 2
+
+    @property
+    def bos(self) -> int:
+        return self.vocab_size
+
+    @property
+    def eos(self) -> int:
+        return self.vocab_size + 1
+
+    @property
+    def n_outcomes(self) -> int:
+        """P: the V tokens, plus EOS with `boundary`."""
+        return self.vocab_size + int(self.boundary)
+
+    # ---- streams ----------------------------------------------------------------------------
+
+    def _sequences(self, tokens: TokensLike) -> list[np.ndarray]:
+        if isinstance(tokens, np.ndarray) and tokens.ndim == 1:
+            seqs = [tokens]
+        elif len(tokens) == 0 or np.ndim(tokens[0]) == 0:
+            seqs = [np.asarray(tokens)]
+        else:
+            seqs = [np.asarray(s) for s in tokens]
+        for s in seqs:
+            if s.ndim != 1 or (len(s) and (s.min() < 0 or s.max() >= self.vocab_size)):
+                raise ValueError(f"tokens must be 1-D arrays of ids in [0, {self.vocab_size})")
+        return [s.astype(np.int64) for s in seqs]
+
+    def _stream(self, tokens: TokensLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x, history, predicted), each (T,): all sequences concatenated (with BOS/EOS when
+        `boundary`), how many earlier tokens of its own stream each position may use (at most
+        order - 1), and which positions are outcomes (not BOS padding)."""
+        seqs = self._sequences(tokens)
+        if self.boundary:
+            pad = np.full(self.order - 1, self.bos, np.int64)
+            seqs = [np.concatenate([pad, s, [self.eos]]) for s in seqs]
+        seqs = [s for s in seqs if len(s)] or [np.zeros(0, np.int64)]
+        x = np.concatenate(seqs)
+        history = np.concatenate([np.minimum(np.arange(len(s)), self.order - 1) for s in seqs])
+        return x, history, x != self.bos
+
+    # ---- fitting ------------------------------------------------------------------------------
+
+    def fit(self, tokens: TokensLike) -> NGramLM:
+        """Count every k-gram (k = 1..order) of `tokens` (one array, or a list of sequences)."""
+        x, history, _ = self._stream(tokens)
+        if len(x) == 0:
+            raise ValueError("cannot fit an n-gram model on no tokens")
+        self._set_counts(count_ngrams(x, history, self.order, self.base))
+        return self
+
+    def _set_counts(self, raw: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self._raw = raw
+        self._tables = build_tables(raw, self.base)
+
+    def _fitted(self) -> list[OrderTable]:
+        if self._tables is None:
+            raise RuntimeError("NGramLM is not fitted; call fit(tokens) or NGramLM.load(path)")
+        return self._tables
+
+    # ---- scoring --------------------------------------------------------------------------------
+
+    def _probs(self, x: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """p(x[t] | up to history[t] previous tokens) at every position, (T,) float64."""
+        if len(x) == 0:
+            return np.zeros(0)
+        if self.smoothing == "kneser_ney":
+            return self._kn_probs(x, history)
+        return self._count_probs(x, history)
+
+    def _kn_probs(self, x: np.ndarray, history: np.ndarray) -> np.ndarray:
+        tables = self._fitted()
+        p = np.full(len(x), 1.0 / self.n_outcomes)  # order 0: uniform over the outcomes
+        ctx_idx, ctx_found = np.zeros(len(x), np.int64), np.ones(len(x), bool)
+        for k, keys in enumerate(stream_windows(x, history, self.order, self.base), start=1):
+            idx, found = lookup(tables[k].keys, keys)
+            ctx = tables[k - 1]
+            inv_total = ctx.kn_inv_total[ctx_idx]
+            use = ctx_found & (inv_total > 0)  # an unseen context passes the lower order through
+            numerator = np.where(found, tables[k].kn_numerator[idx], 0.0)
+            p = np.where(use, numerator * inv_total + ctx.kn_gamma[ctx_idx] * p, p)
+            # the context of order k + 1 at t is the k-gram ending at t - 1: reuse this lookup
+            ctx_idx, ctx_found = _shift(idx, 0), _shift(found & (history >= k - 1), False) & (history >= k)
+        return p
+
+    def _count_probs(self, x: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """mle / add_k at the longest context each position has (order at most n)."""
+        tables = self._fitted()
+        p = np.zeros(len(x))
+        for k, keys in enumerate(stream_windows(x, history, self.order, self.base), start=1):
+            idx, found = lookup(tables[k].keys, keys)
+            count = np.where(found, tables[k].raw[idx], 0)
+            if k == 1:
+                total = np.full(len(x), tables[0].raw_total[0])
+            else:
+                ctx_idx, ctx_found = lookup(tables[k - 1].keys, keys // self.base)
+                total = np.where(ctx_found, tables[k - 1].raw_total[ctx_idx], 0.0)
+            if self.smoothing == "add_k":
+                p_k = (count + self.k) / (total + self.k * self.n_outcomes)
+            else:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    p_k = np.where(total > 0, count / total, 0.0)
+            p = np.where(history >= k - 1, p_k, p)
+        return p
+
+    def log_probs(self, tokens: TokensLike) -> np.ndarray:
+        """Natural-log probability of each outcome (T_out,): every token, and with `boundary` the
+        EOS closing each sentence, given up to order - 1 preceding tokens of its own sequence."""
+        x, history, predicted = self._stream(tokens)
+        with np.errstate(divide="ignore"):
+            return np.log(self._probs(x, history)[predicted])
+
+    def distribution(self, context: Sequence[int]) -> np.ndarray:
+        """p(· | context), (P,): the V tokens, then EOS at index V when `boundary`.
+
+        `context` holds the tokens before the prediction (of the current sentence, with
+        `boundary`); only its last order - 1 are used.
+        """
+        ctx = self._sequences(list(context) or np.zeros(0, np.int64))[0]
+        if self.boundary:
+            ctx = np.concatenate([np.full(self.order - 1, self.bos, np.int64), ctx])
+        ctx = ctx[max(0, len(ctx) - (self.order - 1)):]
+        outcomes = np.arange(self.n_outcomes, dtype=np.int64)
+        if self.boundary:
+            outcomes[-1] = self.eos
+        rows = np.concatenate([np.tile(ctx, (len(outcomes), 1)), outcomes[:, None]], axis=1)  # (P, L+1)
+        history = np.tile(np.arange(len(ctx) + 1), len(outcomes))
+        probs = self._probs(rows.reshape(-1), history).reshape(rows.shape)[:, -1]
+        if not probs.sum() > 0:
+            raise ValueError(f"context {list(context)} was never seen in training: "
+                             f"{self.smoothing} has no distribution there")
+        return probs
+
+    def perplexity(self, tokens: TokensLike) -> float:
+        """exp of the mean negative log probability per outcome (inf if any outcome has p = 0)."""
+        return float(np.exp(-np.mean(self.log_probs(tokens))))
+
+    def bits_per_char(self, tokens: TokensLike, n_chars: int) -> float:
+        """-Σ log2 p over all outcomes, divided by the number of characters they spell."""
+        return float(-np.sum(self.log_probs(tokens)) / math.log(2) / n_chars)
+
+    def sample(self, n: int, *, context: Sequence[int] = (), temperature: float = 1.0,
+               seed: int | None = None) -> np.ndarray:
+        """Up to `n` new tokens after `context`, (n,) int64; with `boundary`, EOS ends the sample
+        early (EOS is not returned). temperature 0 is greedy; p ** (1 / temperature) otherwise."""
+        rng = np.random.default_rng(seed)
+        history, out = list(context), []
+        for _ in range(n):
+            probs = self.distribution(history[len(history) - self.order + 1:] if self.order > 1 else [])
+            if temperature == 0:
+                token = int(np.argmax(probs))
+            else:
+                weights = np.exp(np.log(np.maximum(probs, 1e-300)) / temperature) * (probs > 0)
+                token = int(rng.choice(len(probs), p=weights / weights.sum()))
+            if self.boundary and token == self.vocab_size:  # index V of the distribution is EOS
+                break
+            history.append(token)
+            out.append(token)
+        return np.array(out, np.int64)
+
+    # ---- persistence ----------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write folder `path`: `ngram.json` (settings) and `ngram.npz` (keys and raw counts per
+        order; every smoothing statistic is recomputed from them on load). No pickle."""
+        self._fitted()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {f"{name}_{k}": a for k, (keys, counts) in enumerate(self._raw or [])
+                  for name, a in (("keys", keys), ("counts", counts))}
+        with atomic_open(folder / "ngram.npz", "wb") as f:
+            np.savez(f, **arrays)
+        meta = {"format": FORMAT, "order": self.order, "vocab_size": self.vocab_size,
+                "smoothing": self.smoothing, "k": self.k, "boundary": self.boundary}
+        atomic_write_text(folder / "ngram.json", json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> NGramLM:
+        """Read a model written by `save`."""
+        folder = Path(path)
+        meta = json.loads((folder / "ngram.json").read_text(encoding="utf-8"))
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{folder / 'ngram.json'} is not a {FORMAT} file")
+        model = cls(meta["order"], meta["vocab_size"], smoothing=meta["smoothing"], k=meta["k"],
+                    boundary=meta["boundary"])
+        with np.load(folder / "ngram.npz", allow_pickle=False) as npz:
+            raw = [(npz[f"keys_{k}"], npz[f"counts_{k}"]) for k in range(model.order + 1)]
+        model._set_counts(raw)
+        return model
