@@ -116,6 +116,19 @@ def _demo(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+def _experiment(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab.data import load_corpus
+    from seqlab.experiments import render_table, run_shannon, to_markdown
+    from seqlab.files import atomic_write_text
+    rows = run_shannon(load_corpus(args.corpus).text, length=args.length, seed=args.seed)
+    print(render_table(rows))
+    if args.out:
+        path = Path(args.out) / "shannon.md"
+        atomic_write_text(path, to_markdown(rows))
+        print(f"\nsaved {path}")
+    return 0
+
+
 def _presets(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab.config import preset_names
     print("\n".join(preset_names()))
@@ -170,6 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--tokens", type=int, default=300, help="length of each sample")
     demo.set_defaults(handler=_demo, overrides_allowed=True)
+
+    experiment = commands.add_parser("experiment", help="reproduce a classic result")
+    experiment.add_argument("name", choices=("shannon",), help="shannon: Shannon's 1948 approximations to English")
+    experiment.add_argument("--corpus", default="shakespeare", help="registry name, file, folder or glob")
+    experiment.add_argument("--length", type=int, default=300, help="characters per sample")
+    experiment.add_argument("--seed", type=int, default=0)
+    experiment.add_argument("--out", help="also write the report as Markdown into this folder")
+    experiment.set_defaults(handler=_experiment)
 
     presets = commands.add_parser("presets", help="list the shipped presets")
     presets.set_defaults(handler=_presets)

@@ -206,3 +206,12 @@ def test_resume_through_the_cli_repeats_the_uninterrupted_losses(workspace, caps
         rows = (run / "metrics.csv").read_text().splitlines()[1:]
         return [row.split(",")[:3] for row in rows if ",batch," in row]
     assert losses(parts) == losses(whole) and len(losses(whole)) == 20
+
+
+def test_experiment_shannon_prints_every_approximation(workspace, capsys):
+    tmp, _ = workspace
+    big = make_corpus(tmp / "big.txt", size=30_000)
+    code, out, _ = run_cli(capsys, "experiment", "shannon", "--corpus", str(big), "--length", "60", "--out", str(tmp))
+    assert code == 0
+    assert out.count("bits/char") == 6 and "Zero-order" in out and (tmp / "shannon.md").is_file()
+    assert "invalid choice" in error_line(*run_cli(capsys, "experiment", "markov")[::2])
