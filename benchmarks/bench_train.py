@@ -15,7 +15,7 @@ from seqlab.api import LMBatches, _fit_tokenizer
 from seqlab.config import load_config
 from seqlab.data import load_corpus, prepare_tokens
 from seqlab.models import build_model
-from seqlab.train import Trainer
+from seqlab.training import Trainer
 
 
 def run(steps: int = 100, repeats: int = 7) -> dict:

@@ -27,7 +27,7 @@ from benchmarks.nanogpt_reference import ReferenceGPT, get_batch  # noqa: E402
 from seqlab import api  # noqa: E402
 from seqlab.config import load_config  # noqa: E402
 from seqlab.data import iter_eval_windows, load_corpus, prepare_tokens  # noqa: E402
-from seqlab.train import learning_rate  # noqa: E402
+from seqlab.training import learning_rate  # noqa: E402
 
 
 @torch.inference_mode()

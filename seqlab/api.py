@@ -39,7 +39,7 @@ from seqlab.runs import (
     write_run_files,
 )
 from seqlab.tokenizers import Tokenizer, train_tokenizer
-from seqlab.train import Trainer, resolve_device
+from seqlab.training import Trainer, resolve_device
 
 log = logging.getLogger(__name__)
 

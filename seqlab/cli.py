@@ -50,7 +50,7 @@ def _sample_options(args: argparse.Namespace, defaults):
 def _sample(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab import api
     from seqlab.runs import load_run
-    from seqlab.train import resolve_device
+    from seqlab.training import resolve_device
     model, tokenizer, config = load_run(args.run_dir, resolve_device(args.device))
     options = _sample_options(args, config.sample)
     for index in range(options.num_samples):
@@ -77,7 +77,7 @@ def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
 
 def _info(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab.runs import load_run, run_step
-    from seqlab.train.metrics import MetricsLog
+    from seqlab.training.metrics import MetricsLog
     model, tokenizer, config = load_run(args.run_dir)
     metrics_path = Path(args.run_dir) / "metrics.csv"
     last_val = MetricsLog(metrics_path).last("val") if metrics_path.is_file() else None

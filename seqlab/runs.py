@@ -25,7 +25,7 @@ from seqlab.errors import CheckpointError, ConfigError, SeqlabError, TokenizerEr
 from seqlab.files import atomic_write_text
 from seqlab.models import build_model
 from seqlab.tokenizers import Tokenizer, load_tokenizer
-from seqlab.train.checkpoint import load_weights, read_metadata
+from seqlab.training.checkpoint import load_weights, read_metadata
 
 RUN_FILES = ("config.toml", "tokenizer.json", "model.safetensors", "state", "metrics.csv", "loss.png",
              "samples.txt")

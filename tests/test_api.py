@@ -29,3 +29,11 @@ def test_train_load_generate_evaluate(tmp_path, monkeypatch):
     result = seqlab.evaluate(run_dir)
     assert result["loss"] < 0.5 and math.isclose(result["perplexity"], math.exp(result["loss"]))
     assert math.isclose(result["bits_per_char"], result["loss"] / math.log(2), rel_tol=1e-6)  # one char per token
+
+
+def test_api_names_survive_importing_every_subpackage():
+    import importlib
+
+    for name in ("config", "data", "tokenizers", "nn", "models", "generate", "training", "experiments"):
+        importlib.import_module(f"seqlab.{name}")
+    assert callable(seqlab.train) and callable(seqlab.load) and callable(seqlab.evaluate)

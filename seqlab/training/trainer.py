@@ -23,9 +23,9 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from seqlab.config import TrainConfig
-from seqlab.train.checkpoint import latest_checkpoint, save_checkpoint
-from seqlab.train.metrics import MetricsLog, plot_losses
-from seqlab.train.optim import build_optimizer, learning_rate
+from seqlab.training.checkpoint import latest_checkpoint, save_checkpoint
+from seqlab.training.metrics import MetricsLog, plot_losses
+from seqlab.training.optim import build_optimizer, learning_rate
 
 log = logging.getLogger(__name__)
 

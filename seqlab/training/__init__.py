@@ -1,15 +1,15 @@
 """Training: the Trainer loop, AdamW and its schedule, checkpoints, metrics, devices."""
 
-from seqlab.train.checkpoint import (
+from seqlab.training.checkpoint import (
     latest_checkpoint,
     load_weights,
     save_checkpoint,
     save_weights,
     unwrap,
 )
-from seqlab.train.device import resolve_device
-from seqlab.train.optim import build_optimizer, learning_rate, param_groups
-from seqlab.train.trainer import BatchSource, Trainer, TrainResult
+from seqlab.training.device import resolve_device
+from seqlab.training.optim import build_optimizer, learning_rate, param_groups
+from seqlab.training.trainer import BatchSource, Trainer, TrainResult
 
 __all__ = [
     "BatchSource", "TrainResult", "Trainer", "build_optimizer", "latest_checkpoint", "learning_rate",

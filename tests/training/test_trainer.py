@@ -14,8 +14,8 @@ from torch import nn
 
 from seqlab.config import TrainConfig
 from seqlab.errors import CheckpointError
-from seqlab.train import Trainer, latest_checkpoint, learning_rate, param_groups
-from seqlab.train import checkpoint as checkpoint_module
+from seqlab.training import Trainer, latest_checkpoint, learning_rate, param_groups
+from seqlab.training import checkpoint as checkpoint_module
 
 VOCAB, T = 11, 8
 
