@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_ngram, bench_sample, bench_train  # noqa: E402
+from benchmarks import bench_hmm, bench_ngram, bench_sample, bench_train  # noqa: E402
 from benchmarks.common import RESULTS, machine  # noqa: E402
 
 
@@ -19,6 +19,7 @@ def main() -> None:
     train = bench_train.run()
     sample = bench_sample.run()
     bench_ngram.run()
+    bench_hmm.run()  # last: it sets torch to one thread for a like-for-like comparison with hmmlearn
     print(f"\ntraining: seqlab / nanogpt-style = {train['ratio_seqlab_vs_reference']:.2f}x; "
           f"sampling: KV cache / recompute = {sample['cache_speedup']:.2f}x")
     print(f"results saved in {RESULTS}")

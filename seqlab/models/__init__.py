@@ -2,7 +2,8 @@
 
 from seqlab.models.build import build_model
 from seqlab.models.functional_decode import FunctionalStepper
+from seqlab.models.hmm import HMM
 from seqlab.models.ngram import NGramLM
 from seqlab.models.transformer import Block, TransformerLM
 
-__all__ = ["Block", "FunctionalStepper", "NGramLM", "TransformerLM", "build_model"]
+__all__ = ["HMM", "Block", "FunctionalStepper", "NGramLM", "TransformerLM", "build_model"]
