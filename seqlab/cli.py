@@ -220,7 +220,8 @@ def _setup_logging(quiet: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+    debug = "--debug" in argv  # accepted anywhere on the line, not only before the command
+    argv = [a for a in argv if a != "--debug"]
     try:
         rest, overrides = _split_overrides(argv)
         args = build_parser().parse_args(rest)

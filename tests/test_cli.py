@@ -187,8 +187,9 @@ def test_module_entry_point_and_debug_traceback(tmp_path):
     assert ok.returncode == 0 and "shakespeare-char" in ok.stdout
     bad = subprocess.run([sys.executable, "-m", "seqlab", "train", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
-    debug = subprocess.run([sys.executable, "-m", "seqlab", "--debug", "train", "nope"], capture_output=True, text=True)
-    assert debug.returncode != 0 and "Traceback" in debug.stderr
+    for argv in (["--debug", "train", "nope"], ["train", "nope", "--debug"]):
+        debug = subprocess.run([sys.executable, "-m", "seqlab", *argv], capture_output=True, text=True)
+        assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
 def test_resume_through_the_cli_repeats_the_uninterrupted_losses(workspace, capsys):
