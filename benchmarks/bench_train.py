@@ -11,7 +11,7 @@ import torch
 
 from benchmarks.common import interleave, print_table, save, summary
 from benchmarks.nanogpt_reference import ReferenceGPT, train_steps
-from seqlab.api import LMBatches, _fit_tokenizer
+from seqlab.api import LMBatches, fit_tokenizer
 from seqlab.config import load_config
 from seqlab.data import load_corpus, prepare_tokens
 from seqlab.models import build_model
@@ -23,7 +23,7 @@ def run(steps: int = 100, repeats: int = 7) -> dict:
                                               "train.checkpoint_every=0", "train.sample_tokens=0",
                                               "train.eval_steps=1", "train.device=cpu"])
     corpus = load_corpus(config.data.corpus)
-    tokenizer = _fit_tokenizer(config, corpus.text)
+    tokenizer = fit_tokenizer(config, corpus.text)
     data = prepare_tokens(corpus.text, tokenizer, config.data.val_fraction)
     m, t = config.model, config.train
     train_array = np.asarray(data.train)

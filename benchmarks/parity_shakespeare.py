@@ -26,19 +26,15 @@ from benchmarks.common import print_table, save  # noqa: E402
 from benchmarks.nanogpt_reference import ReferenceGPT, get_batch  # noqa: E402
 from seqlab import api  # noqa: E402
 from seqlab.config import load_config  # noqa: E402
-from seqlab.data import iter_eval_windows, load_corpus, prepare_tokens  # noqa: E402
+from seqlab.data import load_corpus, prepare_tokens  # noqa: E402
 from seqlab.training import learning_rate  # noqa: E402
 
 
-@torch.inference_mode()
 def full_split_loss(model: torch.nn.Module, tokens: np.ndarray, block_size: int) -> float:
-    """Mean cross-entropy over every token of `tokens` (the model returns logits for each position)."""
+    """Mean cross-entropy over every predicted token of `tokens`, scored by seqlab's evaluation loop."""
     model.eval()
-    total, count = 0.0, 0
-    for x, y in iter_eval_windows(tokens, block_size, 32):
-        logits = model(x)[0] if not isinstance(model, ReferenceGPT) else _reference_logits(model, x)
-        total += torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
-        count += y.numel()
+    logits_of = (lambda x: _reference_logits(model, x)) if isinstance(model, ReferenceGPT) else (lambda x: model(x)[0])
+    total, count = api.stream_nats(logits_of, tokens, block_size)
     return total / count
 
 

@@ -13,9 +13,11 @@ import logging
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqlab.config import Config, SampleConfig, load_config, override
@@ -73,7 +75,7 @@ def _default_out(config: Config | str | Path) -> Path:
     return Path("runs") / name
 
 
-def _fit_tokenizer(config: Config, text: str) -> Tokenizer:
+def fit_tokenizer(config: Config, text: str) -> Tokenizer:
     kind = config.tokenizer.kind
     # The char vocabulary is the whole corpus's (as nanoGPT's), so validation has no unseen
     # characters; BPE merges are learned from the training part only.
@@ -106,7 +108,7 @@ def train(config: Config | str | Path, *, out: str | Path | None = None, overrid
         config = _resolve(config, overrides)
         prepare_run_dir(run_dir, overwrite=overwrite)
         corpus = load_corpus(config.data.corpus)
-        tokenizer = _fit_tokenizer(config, corpus.text)
+        tokenizer = fit_tokenizer(config, corpus.text)
     write_run_files(run_dir, config, tokenizer)
     data = prepare_tokens(corpus.text, tokenizer, config.data.val_fraction)
     torch.manual_seed(config.train.seed)
@@ -170,6 +172,22 @@ def stream_sample(model: nn.Module, tokenizer: Tokenizer, options: SampleConfig,
 
 
 @torch.inference_mode()
+def stream_nats(logits_of: Callable[[Tensor], Tensor], tokens: np.ndarray, block_size: int, *,
+                batch_size: int = 32, device: torch.device | str = "cpu") -> tuple[float, int]:
+    """Summed cross-entropy (nats) over every predicted token of `tokens`, and how many there are.
+
+    Non-overlapping windows of `block_size`: every token after the first is predicted once.
+    `logits_of` maps x (B, T) to logits (B, T, V).
+    """
+    total, count = 0.0, 0
+    for x, y in iter_eval_windows(tokens, block_size, batch_size):
+        logits = logits_of(x.to(device))  # (B, T, V)
+        total += F.cross_entropy(logits.flatten(0, 1).float(), y.to(device).flatten(), reduction="sum").item()
+        count += y.numel()
+    return total, count
+
+
+@torch.inference_mode()
 def evaluate(run_dir: str | Path, *, corpus: str | None = None, split: str = "val", device: str = "cpu",
              batch_size: int = 32) -> dict[str, float | int | str]:
     """Loss, perplexity and bits per character of a run over a whole split of a corpus.
@@ -184,13 +202,8 @@ def evaluate(run_dir: str | Path, *, corpus: str | None = None, split: str = "va
     tokens = tokenizer.encode_array(text)
     if len(tokens) < 2:
         raise SeqlabError(f"the {split} split has {len(tokens)} token(s): nothing to evaluate")
-    total, count = 0.0, 0
-    device_ = next(model.parameters()).device
-    for x, y in iter_eval_windows(tokens, model.block_size, batch_size):
-        logits, _ = model(x.to(device_))
-        total += torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.to(device_).flatten(),
-                                                   reduction="sum").item()
-        count += y.numel()
+    total, count = stream_nats(lambda x: model(x)[0], tokens, model.block_size, batch_size=batch_size,
+                               device=next(model.parameters()).device)
     loss = total / count
     return {"corpus": corpus or config.data.corpus, "split": split, "loss": loss, "perplexity": math.exp(loss),
             # The first token is never predicted: count the characters of the tokens that are.

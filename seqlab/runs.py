@@ -49,7 +49,10 @@ def prepare_run_dir(run_dir: Path, *, overwrite: bool) -> None:
                               f"--overwrite to start it again, or choose another --out")
         for name in RUN_FILES:
             path = run_dir / name
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
     elif any(run_dir.iterdir()):
         raise SeqlabError(f"{run_dir} is a folder with other files in it, not a seqlab run; choose another --out")
 

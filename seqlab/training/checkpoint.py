@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from seqlab.errors import CheckpointError
@@ -70,7 +70,6 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
 
 
 def read_metadata(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
     try:
         with safe_open(str(path), "pt") as handle:
             return dict(handle.metadata() or {})
