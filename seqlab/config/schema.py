@@ -43,25 +43,86 @@ class TokenizerConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    family: Literal["transformer"] = "transformer"
-    n_layer: int = 4
+    """The model: a family, its sizes, and one field per variant axis (see README's table).
+
+    The defaults are GPT-2's choices; each preset changes the axes its model changed.
+    """
+
+    family: Literal["transformer", "encoder_decoder"] = "transformer"
+    n_layer: int = 4  # decoder layers (and encoder layers of an encoder-decoder, unless n_encoder_layer)
     n_head: int = 4
     d_model: int = 128
-    block_size: int = 64  # the context length in tokens
+    block_size: int = 64  # the context length in tokens (training windows, KV cache capacity)
     dropout: float = 0.0
     bias: bool = True  # biases in linear layers and LayerNorms (GPT-2 has them; nanoGPT trains without)
+    n_kv_head: int = 0  # key/value heads: 0 = n_head (multi-head), 1 = multi-query, else grouped-query
+    d_ff: int = 0  # MLP hidden width; 0 = 4·d_model, or about (8/3)·d_model for gated activations
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    norm_eps: float = 1e-5
+    norm_position: Literal["pre", "post", "deepnorm"] = "pre"  # deepnorm: post-norm with scaled residuals
+    position: Literal["learned", "sinusoidal", "rope", "alibi", "relative", "none"] = "learned"
+    rope_base: float = 10000.0  # RoPE's θ base
+    relative_buckets: int = 32  # T5's relative-position buckets ...
+    relative_max_distance: int = 128  # ... and the distance the last bucket starts at
+    activation: Literal["relu", "gelu", "gelu_tanh", "swiglu", "geglu"] = "gelu_tanh"
+    parallel_block: bool = False  # attention and MLP side by side on one norm (GPT-J, PaLM)
+    tie_embeddings: bool = True  # the output layer is the token embedding
+    n_encoder_layer: int = 0  # encoder_decoder only: 0 = n_layer
 
     def __post_init__(self) -> None:
-        for name in ("n_layer", "n_head", "d_model", "block_size"):
+        for name in ("n_layer", "n_head", "d_model", "block_size", "relative_buckets", "relative_max_distance"):
             value = getattr(self, name)
             _require(value >= 1, f"model.{name}", value, "a positive integer")
+        for name in ("n_kv_head", "d_ff", "n_encoder_layer"):
+            value = getattr(self, name)
+            _require(value >= 0, f"model.{name}", value, "an integer of at least 0")
         _require(self.d_model % self.n_head == 0, "model.d_model", self.d_model,
                  f"a multiple of model.n_head = {self.n_head}")
+        _require(self.n_head % self.kv_heads == 0, "model.n_kv_head", self.n_kv_head,
+                 f"a divisor of model.n_head = {self.n_head} (or 0 for n_head)")
         _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a number in [0, 1)")
+        _require(self.norm_eps > 0, "model.norm_eps", self.norm_eps, "a positive number")
+        _require(self.rope_base > 1, "model.rope_base", self.rope_base, "a number above 1")
+        _require(self.relative_buckets % 2 == 0 and self.relative_buckets >= 4, "model.relative_buckets",
+                 self.relative_buckets, "an even integer of at least 4")
+        if self.position == "rope":
+            _require(self.head_dim % 2 == 0, "model.position", self.position,
+                     f"a scheme other than rope, or an even head width (d_model / n_head = {self.head_dim})")
+        if self.position == "sinusoidal":
+            _require(self.d_model % 2 == 0, "model.position", self.position,
+                     f"a scheme other than sinusoidal, or an even d_model (got {self.d_model})")
+        if self.family == "encoder_decoder":
+            _require(not self.parallel_block, "model.parallel_block", self.parallel_block,
+                     "false for an encoder_decoder (its decoder blocks cross-attend in sequence)")
+        else:
+            _require(self.n_encoder_layer == 0, "model.n_encoder_layer", self.n_encoder_layer,
+                     "0 unless model.family = \"encoder_decoder\"")
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_head
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_head or self.n_head
+
+    @property
+    def gated(self) -> bool:
+        return self.activation in ("swiglu", "geglu")
+
+    @property
+    def hidden_width(self) -> int:
+        """The MLP's hidden width: d_ff, else 4·D, or (2/3)·4·D rounded up to a multiple of 8 for a
+        gated MLP, which has three matrices instead of two (as LLaMA sizes it)."""
+        if self.d_ff:
+            return self.d_ff
+        if self.gated:
+            return -(-(8 * self.d_model // 3) // 8) * 8
+        return 4 * self.d_model
+
+    @property
+    def encoder_layers(self) -> int:
+        return self.n_encoder_layer or self.n_layer
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,6 @@ from seqlab.models.build import build_model
 from seqlab.models.functional_decode import FunctionalStepper
 from seqlab.models.hmm import HMM
 from seqlab.models.ngram import NGramLM
-from seqlab.models.transformer import Block, TransformerLM
+from seqlab.models.transformer import TransformerLM
 
-__all__ = ["HMM", "Block", "FunctionalStepper", "NGramLM", "TransformerLM", "build_model"]
+__all__ = ["HMM", "FunctionalStepper", "NGramLM", "TransformerLM", "build_model"]

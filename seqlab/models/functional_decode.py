@@ -1,6 +1,7 @@
 """A decode path for `TransformerLM` without nn.Module boundaries, for fast sampling on CPU.
 
-A decode step of a small model is ~45 module calls around tiny kernels; on CPU the calls (hook
+Applies to GPT-2-shaped models (the default config and imported GPT-2 weights); other variants
+decode through the module path. A decode step of a small model is ~45 module calls around tiny kernels; on CPU the calls (hook
 checks, attribute lookups, wrapper frames) cost more than the arithmetic. `FunctionalStepper` runs the
 same forward as one flat sequence of functional calls, op for op the module path's math (the tests
 check they are equal), and makes a decode step about 1.5x faster on the shakespeare-char preset.
@@ -17,10 +18,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules import module as torch_module  # the global hook registries
 
-from seqlab.models.transformer import Block, TransformerLM
-from seqlab.nn.attention import CausalSelfAttention, causal_attention
+from seqlab.models.transformer import TransformerLM
+from seqlab.nn.attention import SelfAttention, causal_attention
+from seqlab.nn.block import Block
 from seqlab.nn.feedforward import FeedForward
 from seqlab.nn.kv_cache import KVCache
+from seqlab.nn.positional import LearnedPositions
 
 
 class _BlockParams(NamedTuple):
@@ -52,8 +55,9 @@ class FunctionalStepper:
     calls (hook checks, attribute lookups, wrapper frames) cost more than the arithmetic: this path
     makes a decode step ~1.5x faster on the shakespeare-char preset (CPU). The math is the module
     path's, op for op (tests/models/test_transformer.py checks equality). It applies only when
-    `supports(model)`: eval mode (no dropout here), exactly the stock layer classes, and no forward
-    hooks, since it bypasses the modules. The parameters are read once, so one stepper serves one
+    `supports(model)`: eval mode (no dropout here), GPT-2's shape (learned positions, pre-LayerNorm
+    sequential blocks, multi-head attention, a GELU MLP, tied embeddings), exactly the stock layer
+    classes, and no forward hooks, since it bypasses the modules. The parameters are read once, so one stepper serves one
     generation and must not outlive changes to the model.
     """
 
@@ -77,7 +81,7 @@ class FunctionalStepper:
             return False
         if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
             return False
-        stock = (type(model.tok_emb) is nn.Embedding and type(model.pos_emb) is nn.Embedding
+        stock = (type(model.tok_emb) is nn.Embedding and type(model.pos_emb) is LearnedPositions
                  and type(model.norm_f) is nn.LayerNorm and type(model.lm_head) is nn.Linear
                  and model.lm_head.weight is model.tok_emb.weight and model.lm_head.bias is None
                  and all(_is_stock_block(b) for b in model.blocks))
@@ -112,8 +116,10 @@ class FunctionalStepper:
 
 
 def _is_stock_block(block: nn.Module) -> bool:
-    return (type(block) is Block and type(block.norm1) is nn.LayerNorm and type(block.norm2) is nn.LayerNorm
-            and type(block.attn) is CausalSelfAttention and type(block.attn.qkv) is nn.Linear
+    return (type(block) is Block and block.pre_norm and not block.parallel and not hasattr(block, "cross_attn")
+            and type(block.norm1) is nn.LayerNorm and type(block.norm2) is nn.LayerNorm
+            and type(block.attn) is SelfAttention and block.attn.n_kv_head == block.attn.n_head
+            and type(block.attn.qkv) is nn.Linear
             and type(block.attn.out) is nn.Linear and type(block.mlp) is FeedForward
             and type(block.mlp.up) is nn.Linear and type(block.mlp.down) is nn.Linear
             and type(block.mlp.activation) is nn.GELU)

@@ -1,72 +1,51 @@
-"""The decoder-only Transformer language model (GPT; Radford et al. 2018/2019), nanoGPT layout.
+"""The decoder-only Transformer language model (GPT; Radford et al. 2018/2019) and its LLM variants.
 
-    idx → tok_emb + pos_emb → dropout → n_layer × Block → norm_f → lm_head (tied to tok_emb) → logits
+    idx → tok_emb → pos_emb.embed → dropout → n_layer × Block → norm_f → lm_head → logits
 
-Each Block is pre-norm: x = x + attn(norm1(x)); x = x + mlp(norm2(x)). Positions are learned absolute
-embeddings, so the context is limited to `block_size` tokens. The reference for parity is
-`transformers.GPT2LMHeadModel` (through the interop converter; GPT-2's Conv1D weights are transposed).
+With the default config this is GPT-2 / nanoGPT: learned positions, pre-LayerNorm blocks, GELU MLP,
+tied embeddings. Every variant axis of `ModelConfig` (norm, norm_position, position, activation,
+bias, n_kv_head, parallel_block, tie_embeddings) is resolved by the builders of
+`seqlab.models.parts`; this module only wires the parts together. References for parity are
+`transformers.GPT2LMHeadModel` and `LlamaForCausalLM` (through `seqlab.interop`).
 
-State-dict keys are an API: `tok_emb`, `pos_emb`, `blocks.{i}.norm1`, `blocks.{i}.attn.qkv`,
-`blocks.{i}.attn.out`, `blocks.{i}.norm2`, `blocks.{i}.mlp.up`, `blocks.{i}.mlp.down`, `norm_f`,
-`lm_head` (the same tensor as `tok_emb.weight`).
+State-dict keys are an API: `tok_emb`, `pos_emb` (learned: `pos_emb.weight`; relative:
+`pos_emb.bias.weight`), `blocks.{i}.norm1`, `blocks.{i}.attn.qkv`, `blocks.{i}.attn.out`,
+`blocks.{i}.norm2`, `blocks.{i}.mlp.{gate,up,down}`, `norm_f`, `lm_head` (the same tensor as
+`tok_emb.weight` when tied).
 
 KV cache: `forward(..., cache=cache)` continues positions from `cache.length`, writes the new keys and
 values into the cache in place and advances `cache.length`. The model never keeps a cache itself.
 
 Stepper protocol (what `seqlab.generate` drives): `block_size`, `new_state(batch_size, device)` → an
 empty KVCache, `step(tokens, state)` → (last-position logits, state). For generation, `stepper()`
-offers `FunctionalStepper`: the same forward without the nn.Module boundaries, which on small models
-cost more than the arithmetic of a decode step.
+offers `FunctionalStepper` for GPT-2-shaped models: the same forward without the nn.Module
+boundaries, which on small models cost more than the arithmetic of a decode step.
 
-Dimensions: B batch · T time · D model width · H heads · Dh head width · V vocab · L layers.
+Dimensions: B batch · T time · D model width · H heads · G kv heads · Dh head width · V vocab · L layers.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqlab.config.schema import ModelConfig
-from seqlab.nn.attention import CausalSelfAttention
-from seqlab.nn.feedforward import FeedForward
-from seqlab.nn.kv_cache import KVCache, LayerKVCache
-
-
-class Block(nn.Module):
-    """A pre-norm Transformer block built from parts: x + attn(norm1(x)), then x + mlp(norm2(x))."""
-
-    def __init__(self, *, norm1: nn.Module, attn: nn.Module, norm2: nn.Module, mlp: nn.Module) -> None:
-        super().__init__()
-        self.norm1 = norm1
-        self.attn = attn
-        self.norm2 = norm2
-        self.mlp = mlp
-
-    def forward(self, x: Tensor, *, cache_layer: LayerKVCache | None = None) -> Tensor:
-        """x (B, T, D) → (B, T, D)."""
-        x = x + self.attn(self.norm1(x), cache_layer=cache_layer)[0]
-        return x + self.mlp(self.norm2(x))
-
-
-def gpt2_block(config: ModelConfig) -> Block:
-    """The GPT-2 block: LayerNorm, causal self-attention, LayerNorm, 4× GELU feed-forward."""
-    d = config.d_model
-    return Block(
-        norm1=nn.LayerNorm(d, bias=config.bias),
-        attn=CausalSelfAttention(d, config.n_head, bias=config.bias, dropout=config.dropout),
-        norm2=nn.LayerNorm(d, bias=config.bias),
-        # GPT-2's GELU is the tanh approximation ("gelu_new" in HF), so converted GPT-2 weights
-        # reproduce GPT-2 exactly (nanoGPT uses the exact erf form; the two differ by < 1e-3). On CPU it
-        # also skips the oneDNN exact-GELU kernel, whose fixed ~8 µs per call is felt in a decode step.
-        mlp=FeedForward(d, 4 * d, activation=nn.GELU(approximate="tanh"), bias=config.bias, dropout=config.dropout),
-    )
+from seqlab.models.parts import (
+    build_block,
+    build_final_norm,
+    build_positions,
+    deepnorm_constants,
+    init_deepnorm,
+    init_weights,
+)
+from seqlab.nn.attention import attention_inputs
+from seqlab.nn.kv_cache import KVCache
+from seqlab.nn.positional import LearnedPositions
 
 
 class TransformerLM(nn.Module):
-    """A GPT-style decoder-only language model.
+    """A decoder-only (causal) Transformer language model.
 
     >>> model = TransformerLM(ModelConfig(n_layer=2, n_head=2, d_model=16, block_size=8), vocab_size=10)
     >>> logits, loss = model(torch.zeros(3, 5, dtype=torch.long), torch.zeros(3, 5, dtype=torch.long))
@@ -82,35 +61,31 @@ class TransformerLM(nn.Module):
         self.vocab_size = vocab_size
         self.block_size = config.block_size
         self.tok_emb = nn.Embedding(vocab_size, config.d_model)
-        self.pos_emb = nn.Embedding(config.block_size, config.d_model)
-        self.dropout = config.dropout  # on the embeddings' sum; the blocks have their own
-        self.blocks = nn.ModuleList(gpt2_block(config) for _ in range(config.n_layer))
-        self.norm_f = nn.LayerNorm(config.d_model, bias=config.bias)
+        self.pos_emb = build_positions(config, causal=True)
+        self.dropout = config.dropout  # on the embeddings; the blocks have their own
+        self.blocks = nn.ModuleList(build_block(config) for _ in range(config.n_layer))
+        self.norm_f = build_final_norm(config)
         self.lm_head = nn.Linear(config.d_model, vocab_size, bias=False)
-        self.lm_head.weight = self.tok_emb.weight  # weight tying (Press & Wolf 2017), as GPT-2
+        if config.tie_embeddings:
+            self.lm_head.weight = self.tok_emb.weight  # weight tying (Press & Wolf 2017), as GPT-2
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """GPT-2 initialisation: N(0, 0.02) weights, zero biases, unit LayerNorms, and the residual
-        output projections (attn.out, mlp.down) at 0.02/√(2·n_layer) so the residual stream's
-        variance does not grow with depth."""
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, mean=0.0, std=0.02)
-                if getattr(module, "bias", None) is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                module.reset_parameters()
-        residual_std = 0.02 / math.sqrt(2 * self.config.n_layer)
-        for block in self.blocks:
-            nn.init.normal_(block.attn.out.weight, mean=0.0, std=residual_std)
-            nn.init.normal_(block.mlp.down.weight, mean=0.0, std=residual_std)
+        """GPT-2's initialisation, or DeepNorm's for deepnorm models (see `seqlab.models.parts`)."""
+        init_weights(self, self.config, n_residual_layers=self.config.n_layer)
+        if self.config.norm_position == "deepnorm":
+            init_deepnorm(self.blocks, deepnorm_constants("decoder_only", self.config)[1])
+
+    @property
+    def max_context(self) -> int | None:
+        """The longest sequence the positions can place (learned: block_size), None for any length."""
+        return self.pos_emb.max_positions
 
     def num_parameters(self, non_embedding: bool = False) -> int:
         """Number of parameters, each shared tensor counted once. `non_embedding` leaves out the
-        position embedding only, as nanoGPT does: the token embedding is also the output layer."""
+        learned position table only, as nanoGPT does: a tied token embedding is also the output layer."""
         n = sum(p.numel() for p in self.parameters())
-        if non_embedding:
+        if non_embedding and isinstance(self.pos_emb, LearnedPositions):
             n -= self.pos_emb.weight.numel()
         return n
 
@@ -129,18 +104,16 @@ class TransformerLM(nn.Module):
         """
         T = idx.shape[1]
         past = 0 if cache is None else cache.length
-        if past + T > self.block_size:
-            raise ValueError(f"sequence of {past} cached + {T} new tokens exceeds block_size {self.block_size}")
-        # Slicing the position table equals embedding arange(past, past+T), without making the arange.
-        x = self.tok_emb(idx) + self.pos_emb.weight[past:past + T]  # (B, T, D)
+        x = self.pos_emb.embed(self.tok_emb(idx), past)  # (B, T, D)
         if self.training and self.dropout > 0.0:
             x = F.dropout(x, self.dropout, training=True)
+        inputs = attention_inputs(self.pos_emb, start=past, n_query=T, causal=True, device=x.device, dtype=x.dtype)
         if cache is None:
             for block in self.blocks:
-                x = block(x)
+                x = block(x, inputs)
         else:
             for i, block in enumerate(self.blocks):
-                x = block(x, cache_layer=cache.layer(i))
+                x = block(x, inputs, cache_layer=cache.layer(i))
             cache.advance(T)
         if last_only and T > 1:
             x = x[:, -1:, :]  # (B, 1, D): generation needs the last position only
@@ -157,12 +130,12 @@ class TransformerLM(nn.Module):
     def new_state(self, batch_size: int, device: torch.device | str | None = None) -> KVCache:
         """An empty KV cache sized for this model and `block_size` positions."""
         c = self.config
-        return KVCache.empty(c.n_layer, batch_size, c.n_head, c.block_size, c.head_dim,
+        return KVCache.empty(c.n_layer, batch_size, c.kv_heads, c.block_size, c.head_dim,
                              device=device, dtype=self.tok_emb.weight.dtype)
 
     def stepper(self) -> object:
         """What `seqlab.generate` should drive for one generation: a `FunctionalStepper` when the
-        model qualifies (eval mode, stock parts, no hooks), else the model itself. Both follow the
+        model qualifies (eval mode, GPT-2-shaped, no hooks), else the model itself. Both follow the
         stepper protocol."""
         from seqlab.models.functional_decode import (
             FunctionalStepper,  # it imports this module

@@ -1,23 +1,34 @@
-"""Causal multi-head self-attention (Vaswani et al. 2017, "Attention Is All You Need"), GPT-2 style.
+"""Multi-head attention (Vaswani et al. 2017), with the variants modern LLMs use.
 
-One packed projection makes queries, keys and values; each head attends with
-softmax(Q Kᵀ / √Dh + mask) V; an output projection mixes the heads. Parity tests compare it with
-`F.scaled_dot_product_attention` and `torch.nn.MultiheadAttention` (tests/nn/test_attention.py).
+Each head attends with softmax(Q Kᵀ / √Dh + bias + mask) V; an output projection mixes the heads.
+  - `SelfAttention`: queries, keys and values from the same sequence; causal (decoder) or
+    bidirectional (encoder); multi-query and grouped-query attention (Shazeer 2019; Ainslie et al.
+    2023) when `n_kv_head` < `n_head`: each key/value head serves n_head / n_kv_head query heads;
+    rotary positions applied to queries and keys; a KV cache for decoding.
+  - `CrossAttention`: queries from the decoder, keys and values from the encoder's output (memory),
+    projected once per source sequence (`memory_kv`) and reused at every decoding step.
 
-Two paths give the same result:
-  - fast: `causal_attention`, over `F.scaled_dot_product_attention` (fused kernels; no weights);
-  - explicit: the formula written out, returning the (B, H, T, S) attention weights for inspection.
+Per forward, a model builds one `AttentionInputs` (rotary tables and an additive mask holding
+position biases, causality and padding) and every layer reads it: biases and masks are made once,
+not once per layer.
 
-Masks follow DESIGN.md: boolean, True = may attend. With a KV cache, the T new queries sit at
-absolute positions P .. P+T-1 against S = P + T keys, so the causal mask is offset (bottom-right
-aligned); SDPA's `is_causal=True` is top-left aligned and is only used when nothing is cached.
+Two paths give the same result (tests/nn/test_attention.py checks it, and checks both against
+`F.scaled_dot_product_attention` and `torch.nn.MultiheadAttention`):
+  - fast: `F.scaled_dot_product_attention` (fused kernels; no weights);
+  - explicit (`need_weights=True`): the formula written out, returning the (B, H, T, S) weights.
 
-Dimensions: B batch · T queries · S keys · D model width · H heads · Dh head width (D = H·Dh).
+Masks follow DESIGN.md: boolean masks mean True = may attend. The combined mask handed to attention is
+additive (0 where allowed, the dtype's most negative number where not: a fully masked row then
+gives a uniform average instead of NaN). With a KV cache, the T new queries are the last T of the S
+keys, so the causal mask is bottom-right aligned.
+
+Dimensions: B batch · T queries · S keys · D model width · H query heads · G kv heads · Dh head width.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -25,61 +36,94 @@ from torch import Tensor, nn
 
 from seqlab.nn.kv_cache import LayerKVCache
 from seqlab.nn.masks import causal_mask
+from seqlab.nn.positional import Positions, apply_rotary
 
 
-class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention with a packed qkv projection.
+class AttentionInputs(NamedTuple):
+    """What every attention layer of one forward shares.
 
-    Parameters (state-dict keys): `qkv` (D → 3D, rows ordered q, k, v; heads contiguous inside each)
-    and `out` (D → D).
+    rotary: (cos, sin) each (T, Dh) for the queries' and new keys' positions, or None.
+    mask: additive float mask broadcastable to (B, H, T, S), or None.
+    causal: with no `mask`, whether queries may not see later keys (the fused causal kernel is used).
     """
 
-    def __init__(self, d_model: int, n_head: int, *, bias: bool, dropout: float) -> None:
-        super().__init__()
-        if d_model % n_head != 0:
-            raise ValueError(f"d_model = {d_model} is not a multiple of n_head = {n_head}")
-        self.d_model = d_model
-        self.n_head = n_head
-        self.head_dim = d_model // n_head
-        self.dropout = dropout  # on the attention weights and on the output (residual) path
-        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
-        self.out = nn.Linear(d_model, d_model, bias=bias)
+    rotary: tuple[Tensor, Tensor] | None = None
+    mask: Tensor | None = None
+    causal: bool = False
 
-    def forward(
-        self, x: Tensor, *, cache_layer: LayerKVCache | None = None, need_weights: bool = False
-    ) -> tuple[Tensor, Tensor | None]:
-        """x (B, T, D) → (y (B, T, D), weights (B, H, T, S) if need_weights else None).
 
-        With `cache_layer`, the new keys/values are written into it and the queries attend to the
-        cached prefix as well (S = cached + T); the caller advances the cache's length.
-        """
-        B, T, D = x.shape
-        H, Dh = self.n_head, self.head_dim
-        q, k, v = self.qkv(x).view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4).unbind(0)  # 3 × (B, H, T, Dh)
-        if cache_layer is not None:
-            k, v = cache_layer.append(k, v)  # (B, H, S, Dh), S = cached + T
-        dropout_p = self.dropout if self.training else 0.0
-        if need_weights:
-            y, weights = self._explicit(q, k, v, dropout_p=dropout_p)
-        else:
-            y, weights = causal_attention(q, k, v, dropout_p=dropout_p), None
-        y = y.transpose(1, 2).reshape(B, T, D)  # (B, T, H, Dh) → (B, T, D)
-        y = self.out(y)
-        if dropout_p > 0.0:
-            y = F.dropout(y, dropout_p, training=True)
-        return y, weights
+def attention_inputs(
+    positions: Positions,
+    *,
+    start: int,
+    n_query: int,
+    causal: bool,
+    padding_mask: Tensor | None = None,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> AttentionInputs:
+    """The `AttentionInputs` for `n_query` queries at positions start .. start+T-1 attending to
+    keys 0 .. start+T-1 (S = start + T).
 
-    def _explicit(self, q: Tensor, k: Tensor, v: Tensor, *, dropout_p: float) -> tuple[Tensor, Tensor]:
-        """softmax(Q Kᵀ/√Dh + mask) V written out. Returns y (B, H, T, Dh), weights (B, H, T, S)."""
-        T, S = q.shape[2], k.shape[2]
-        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))  # (B, H, T, S)
-        mask = causal_mask(T, S, device=q.device)  # (T, S), True = may attend
-        scores = scores.masked_fill(~mask, float("-inf"))
-        # Softmax in at least float32: half-precision exponentials lose the small weights.
-        weights = torch.softmax(scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
-        weights = weights.to(q.dtype)  # (B, H, T, S); rows sum to 1, zeros above the diagonal
-        dropped = F.dropout(weights, dropout_p, training=True) if dropout_p > 0.0 else weights
-        return dropped @ v, weights  # (B, H, T, Dh), (B, H, T, S)
+    padding_mask: (B, S) bool, True = a real token (may be attended), False = padding.
+    """
+    n_key = start + n_query
+    rotary = positions.rotary(start, n_query, device=device)
+    bias = positions.score_bias(start, n_query, n_key, device=device, dtype=dtype)  # (H, T, S) or None
+    if bias is None and padding_mask is None:
+        return AttentionInputs(rotary, None, causal)
+    allowed = causal_mask(n_query, n_key, device=device) if causal else None  # (T, S)
+    if padding_mask is not None:
+        keys = padding_mask[:, None, None, :]  # (B, 1, 1, S)
+        allowed = keys if allowed is None else allowed & keys  # (B, 1, T, S)
+    return AttentionInputs(rotary, additive_mask(allowed, bias, dtype=dtype, device=device), False)
+
+
+def additive_mask(allowed: Tensor | None, bias: Tensor | None, *, dtype: torch.dtype,
+                  device: torch.device) -> Tensor:
+    """Combine a boolean mask (True = may attend) and an additive bias into one additive mask."""
+    mask = bias if bias is not None else torch.zeros((), dtype=dtype, device=device)
+    if allowed is not None:
+        mask = mask.masked_fill(~allowed, torch.finfo(dtype).min)
+    return mask
+
+
+def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
+    """(B, G, S, Dh) → (B, G·n_rep, S, Dh): kv head g serves query heads g·n_rep .. g·n_rep+n_rep-1."""
+    if n_rep == 1:
+        return x
+    B, G, S, Dh = x.shape
+    return x[:, :, None].expand(B, G, n_rep, S, Dh).reshape(B, G * n_rep, S, Dh)
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, inputs: AttentionInputs, *, dropout_p: float = 0.0,
+           need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+    """q (B, H, T, Dh) against k, v (B, G, S, Dh) → (y (B, H, T, Dh), weights (B, H, T, S) or None)."""
+    n_rep = q.shape[1] // k.shape[1]
+    k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, H, S, Dh)
+    if need_weights:
+        return explicit_attention(q, k, v, inputs, dropout_p=dropout_p)
+    if inputs.mask is not None:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=inputs.mask, dropout_p=dropout_p), None
+    if inputs.causal:
+        return causal_attention(q, k, v, dropout_p=dropout_p), None
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p), None
+
+
+def explicit_attention(q: Tensor, k: Tensor, v: Tensor, inputs: AttentionInputs, *,
+                       dropout_p: float = 0.0) -> tuple[Tensor, Tensor]:
+    """softmax(Q Kᵀ/√Dh + mask) V written out, for q, k, v (B, H, ·, Dh). Returns y, weights."""
+    T, S = q.shape[2], k.shape[2]
+    scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))  # (B, H, T, S)
+    if inputs.mask is not None:
+        scores = scores + inputs.mask
+    elif inputs.causal:
+        scores = scores.masked_fill(~causal_mask(T, S, device=q.device), float("-inf"))
+    # Softmax in at least float32: half-precision exponentials lose the small weights.
+    weights = torch.softmax(scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
+    weights = weights.to(q.dtype)  # (B, H, T, S); rows sum to 1
+    dropped = F.dropout(weights, dropout_p, training=True) if dropout_p > 0.0 else weights
+    return dropped @ v, weights
 
 
 def causal_attention(q: Tensor, k: Tensor, v: Tensor, *, dropout_p: float = 0.0) -> Tensor:
@@ -96,3 +140,99 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor, *, dropout_p: float = 0.0)
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
     mask = causal_mask(T, S, device=q.device)  # (T, S), True = may attend
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+
+
+def _check_heads(d_model: int, n_head: int, n_kv_head: int) -> None:
+    if d_model % n_head:
+        raise ValueError(f"d_model = {d_model} is not a multiple of n_head = {n_head}")
+    if n_kv_head < 1 or n_head % n_kv_head:
+        raise ValueError(f"n_head = {n_head} is not a multiple of n_kv_head = {n_kv_head}")
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with a packed projection and optional grouped keys/values.
+
+    Parameters (state-dict keys): `qkv` (D → (H + 2G)·Dh: rows for q, then k, then v, heads
+    contiguous inside each) and `out` (H·Dh → D). With G = H this is standard multi-head attention,
+    with G = 1 multi-query attention.
+    """
+
+    def __init__(self, d_model: int, n_head: int, *, n_kv_head: int | None = None, bias: bool = True,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        n_kv_head = n_kv_head or n_head
+        _check_heads(d_model, n_head, n_kv_head)
+        self.d_model = d_model
+        self.n_head = n_head
+        self.n_kv_head = n_kv_head
+        self.head_dim = d_model // n_head
+        self.dropout = dropout  # on the attention weights and on the output (residual) path
+        self.qkv = nn.Linear(d_model, (n_head + 2 * n_kv_head) * self.head_dim, bias=bias)
+        self.out = nn.Linear(d_model, d_model, bias=bias)
+
+    def forward(self, x: Tensor, inputs: AttentionInputs, *, cache_layer: LayerKVCache | None = None,
+                need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+        """x (B, T, D) → (y (B, T, D), weights (B, H, T, S) if need_weights else None).
+
+        With `cache_layer`, the new keys/values are written into it and the queries attend to the
+        cached prefix as well (S = cached + T); the caller advances the cache's length.
+        """
+        B, T, D = x.shape
+        H, G, Dh = self.n_head, self.n_kv_head, self.head_dim
+        q, k, v = self.qkv(x).split((H * Dh, G * Dh, G * Dh), dim=-1)
+        q = q.view(B, T, H, Dh).transpose(1, 2)  # (B, H, T, Dh)
+        k = k.view(B, T, G, Dh).transpose(1, 2)  # (B, G, T, Dh)
+        v = v.view(B, T, G, Dh).transpose(1, 2)  # (B, G, T, Dh)
+        if inputs.rotary is not None:
+            q, k = apply_rotary(q, *inputs.rotary), apply_rotary(k, *inputs.rotary)
+        if cache_layer is not None:
+            k, v = cache_layer.append(k, v)  # (B, G, S, Dh), S = cached + T
+        dropout_p = self.dropout if self.training else 0.0
+        y, weights = attend(q, k, v, inputs, dropout_p=dropout_p, need_weights=need_weights)
+        y = self.out(y.transpose(1, 2).reshape(B, T, D))  # (B, H, T, Dh) → (B, T, D)
+        if dropout_p > 0.0:
+            y = F.dropout(y, dropout_p, training=True)
+        return y, weights
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention from decoder positions to the encoder's output (memory).
+
+    Parameters: `q` (D → H·Dh), `kv` (D → 2G·Dh: rows for k, then v) and `out` (H·Dh → D). No
+    positions: the decoder looks the source up by content (as in Vaswani et al. and T5).
+    """
+
+    def __init__(self, d_model: int, n_head: int, *, n_kv_head: int | None = None, bias: bool = True,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        n_kv_head = n_kv_head or n_head
+        _check_heads(d_model, n_head, n_kv_head)
+        self.n_head = n_head
+        self.n_kv_head = n_kv_head
+        self.head_dim = d_model // n_head
+        self.dropout = dropout
+        self.q = nn.Linear(d_model, d_model, bias=bias)
+        self.kv = nn.Linear(d_model, 2 * n_kv_head * self.head_dim, bias=bias)
+        self.out = nn.Linear(d_model, d_model, bias=bias)
+
+    def memory_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """memory (B, S, D) → keys, values (B, G, S, Dh): computed once per source sequence."""
+        B, S, _ = memory.shape
+        k, v = self.kv(memory).view(B, S, 2, self.n_kv_head, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        return k, v
+
+    def forward(self, x: Tensor, memory_kv: tuple[Tensor, Tensor], memory_mask: Tensor | None = None, *,
+                need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+        """x (B, T, D) attending to `memory_kv` → (y (B, T, D), weights (B, H, T, S) or None).
+
+        memory_mask: additive (B, 1, 1, S) mask over source positions (padding), or None.
+        """
+        B, T, D = x.shape
+        q = self.q(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, Dh)
+        dropout_p = self.dropout if self.training else 0.0
+        inputs = AttentionInputs(None, memory_mask, False)
+        y, weights = attend(q, *memory_kv, inputs, dropout_p=dropout_p, need_weights=need_weights)
+        y = self.out(y.transpose(1, 2).reshape(B, T, D))  # (B, T, D)
+        if dropout_p > 0.0:
+            y = F.dropout(y, dropout_p, training=True)
+        return y, weights

@@ -1,10 +1,15 @@
-"""The position-wise feed-forward network of a Transformer block (Vaswani et al. 2017, §3.3).
+"""The position-wise feed-forward network of a Transformer block, plain and gated.
 
-Each position independently goes up to a wider hidden layer, through a nonlinearity and back down:
-down(act(up(x))), with dropout on the output (the residual path), as in GPT-2 / nanoGPT. The
-activation is passed in already built (GELU for GPT-2), so a variant is a different module, not a flag.
+  - `FeedForward` (Vaswani et al. 2017, §3.3): down(act(up(x))). ReLU in the original and OPT,
+    GELU in GPT-2/3 (GPT-2's is the tanh approximation).
+  - `GatedFeedForward` (Shazeer 2020, "GLU Variants Improve Transformer"): down(act(gate(x)) ⊙ up(x)).
+    SwiGLU (act = SiLU) in PaLM and LLaMA, GeGLU (act = GELU) in GLM and T5 v1.1. To keep the
+    parameter count of a 4·D plain MLP, gated MLPs are usually about (8/3)·D wide.
 
-Dimensions: B batch · T time · D model width · F hidden width (4·D in GPT-2).
+Both add dropout on the output (the residual path), as GPT-2 / nanoGPT do. The activation is passed
+in already built, so a variant is a different module, not a flag.
+
+Dimensions: B batch · T time · D model width · F hidden width.
 """
 
 from __future__ import annotations
@@ -26,6 +31,29 @@ class FeedForward(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x (B, T, D) → (B, T, D)."""
         y = self.down(self.activation(self.up(x)))  # (B, T, F) inside
+        if self.training and self.dropout > 0.0:
+            y = F.dropout(y, self.dropout, training=True)
+        return y
+
+
+class GatedFeedForward(nn.Module):
+    """down(activation(gate(x)) ⊙ up(x)) with residual dropout.
+
+    Parameters: `gate` (D → F), `up` (D → F), `down` (F → D); the activation goes on the `gate`
+    branch, as in LLaMA's `down_proj(act(gate_proj(x)) * up_proj(x))`.
+    """
+
+    def __init__(self, d_model: int, d_hidden: int, *, activation: nn.Module, bias: bool, dropout: float) -> None:
+        super().__init__()
+        self.gate = nn.Linear(d_model, d_hidden, bias=bias)
+        self.up = nn.Linear(d_model, d_hidden, bias=bias)
+        self.activation = activation
+        self.down = nn.Linear(d_hidden, d_model, bias=bias)
+        self.dropout = dropout
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, T, D) → (B, T, D)."""
+        y = self.down(self.activation(self.gate(x)) * self.up(x))  # (B, T, F) inside
         if self.training and self.dropout > 0.0:
             y = F.dropout(y, self.dropout, training=True)
         return y
