@@ -29,6 +29,7 @@ from seqlab.data import (
     sample_batch,
     split_text,
 )
+from seqlab import seq2seq
 from seqlab.errors import SeqlabError
 from seqlab.generate.sampling import iter_generate
 from seqlab.generate.stream import TextStream
@@ -98,32 +99,44 @@ def train(config: Config | str | Path, *, out: str | Path | None = None, overrid
           resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     """Train a model from a Config, a TOML file or a preset name; returns its run directory."""
     run_dir = Path(out) if out is not None else _default_out(config)
+    tokenizer = None
     if resume and (run_dir / "config.toml").is_file():
         config = _resume_config(run_dir, overrides)
         tokenizer = read_tokenizer(run_dir)
-        corpus = load_corpus(config.data.corpus)
     else:
         if resume:
             log.warning("%s has no run to resume: starting a new one", run_dir)
         config = _resolve(config, overrides)
         prepare_run_dir(run_dir, overwrite=overwrite)
-        corpus = load_corpus(config.data.corpus)
-        tokenizer = fit_tokenizer(config, corpus.text)
+    if config.model.family == "encoder_decoder":
+        tokenizer, batches = seq2seq.seq2seq_batches(config, tokenizer)
+        sampler = lambda m: seq2seq.sample_translations(m, tokenizer, config)  # noqa: E731
+    else:
+        tokenizer, batches = _lm_batches(config, tokenizer)
+        sampler = lambda m: _eval_sample(m, tokenizer, config)  # noqa: E731
     write_run_files(run_dir, config, tokenizer)
-    data = prepare_tokens(corpus.text, tokenizer, config.data.val_fraction)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model, tokenizer.vocab_size)
     device = resolve_device(config.train.device)
-    batches = LMBatches(data, config.train.batch_size, config.model.block_size)
-    log.info("training %s (%.2fM parameters) on %s: %d train / %d val tokens", config.model.family,
-             sum(p.numel() for p in model.parameters()) / 1e6, device, len(data.train), len(data.val))
+    log.info("training %s (%.2fM parameters) on %s", config.model.family,
+             sum(p.numel() for p in model.parameters()) / 1e6, device)
     trainer = Trainer(model, batches, config.train, run_dir, device=device, progress=progress,
-                      sampler=lambda m: _eval_sample(m, tokenizer, config), title=run_dir.name)
+                      sampler=sampler, title=run_dir.name)
     result = trainer.fit(resume=resume)
     if result.interrupted:
         log.warning("stopped at step %d with a checkpoint; continue with: seqlab train --out %s --resume",
                     result.step, run_dir)
     return run_dir
+
+
+def _lm_batches(config: Config, tokenizer: Tokenizer | None) -> tuple[Tokenizer, LMBatches]:
+    """The tokenizer (fitted to the corpus unless given) and the batch source of a language model."""
+    corpus = load_corpus(config.data.corpus)
+    if tokenizer is None:
+        tokenizer = fit_tokenizer(config, corpus.text)
+    data = prepare_tokens(corpus.text, tokenizer, config.data.val_fraction)
+    log.info("corpus %s: %d train / %d val tokens", config.data.corpus, len(data.train), len(data.val))
+    return tokenizer, LMBatches(data, config.train.batch_size, config.model.block_size)
 
 
 def _eval_sample(model: nn.Module, tokenizer: Tokenizer, config: Config) -> str:
@@ -188,24 +201,52 @@ def stream_nats(logits_of: Callable[[Tensor], Tensor], tokens: np.ndarray, block
 
 
 @torch.inference_mode()
+def evaluation_context(model: nn.Module, context: int | None) -> int:
+    """The window length to evaluate `model` with: `context`, or its block_size when None.
+
+    A context longer than block_size needs positions that extrapolate (`model.max_context` None:
+    sinusoidal, rotary, ALiBi, relative, none); learned positions end at block_size.
+    """
+    if context is None:
+        return model.block_size
+    if context < 1:
+        raise SeqlabError(f"context = {context}: the evaluation context must be a positive number of tokens")
+    # Models without the attribute are taken to be bounded by their training context.
+    limit = getattr(model, "max_context", model.block_size)
+    if limit is not None and context > limit:
+        raise SeqlabError(f"context = {context} is longer than the model's {limit} learned positions, which "
+                          f"cannot extrapolate: evaluate with a context of at most {limit}")
+    return context
+
+
 def evaluate(run_dir: str | Path, *, corpus: str | None = None, split: str = "val", device: str = "cpu",
-             batch_size: int = 32) -> dict[str, float | int | str]:
+             batch_size: int = 32, context: int | None = None) -> dict[str, float | int | str]:
     """Loss, perplexity and bits per character of a run over a whole split of a corpus.
 
     The split is cut as in training (the last `data.val_fraction` of the text); `split="all"` takes the
-    whole text. Windows of `block_size` tokens do not overlap, so every token is predicted once.
+    whole text. Windows of `context` tokens (default: the model's `block_size`) do not overlap, so every
+    token is predicted once; see `evaluation_context` for contexts longer than training's.
     """
     model, tokenizer, config = load_run(run_dir, resolve_device(device))
+    if config.model.family == "encoder_decoder":
+        if corpus is not None or context is not None:
+            raise SeqlabError("an encoder_decoder run is evaluated on its task's pairs: drop --corpus and --context")
+        if split not in ("train", "val"):
+            raise SeqlabError(f"split {split!r}: an encoder_decoder run has train and val pairs")
+        pairs = dict(zip(("train", "val"), seq2seq.task_pairs(config)))[split]
+        return {"task": config.data.task, "split": split,
+                **seq2seq.evaluate_pairs(model, tokenizer, pairs, batch_size=batch_size)}
+    window = evaluation_context(model, context)
     text = load_corpus(corpus or config.data.corpus).text
     if split != "all":
         text = dict(zip(("train", "val"), split_text(text, config.data.val_fraction)))[split]
     tokens = tokenizer.encode_array(text)
     if len(tokens) < 2:
         raise SeqlabError(f"the {split} split has {len(tokens)} token(s): nothing to evaluate")
-    total, count = stream_nats(lambda x: model(x)[0], tokens, model.block_size, batch_size=batch_size,
+    total, count = stream_nats(lambda x: model(x)[0], tokens, window, batch_size=batch_size,
                                device=next(model.parameters()).device)
     loss = total / count
     return {"corpus": corpus or config.data.corpus, "split": split, "loss": loss, "perplexity": math.exp(loss),
             # The first token is never predicted: count the characters of the tokens that are.
             "bits_per_char": total / math.log(2) / (len(text) * count / len(tokens)), "tokens": count,
-            "chars": len(text)}
+            "chars": len(text), "context": window}

@@ -53,6 +53,13 @@ def _sample(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab.training import resolve_device
     model, tokenizer, config = load_run(args.run_dir, resolve_device(args.device))
     options = _sample_options(args, config.sample)
+    if config.model.family == "encoder_decoder":  # the prompt is the source to translate
+        from seqlab.seq2seq import translate
+        for index in range(options.num_samples):
+            print(translate(model, tokenizer, [options.prompt], max_new_tokens=options.max_new_tokens,
+                            temperature=options.temperature, top_k=options.top_k or None, top_p=options.top_p,
+                            seed=options.seed + index)[0])
+        return 0
     for index in range(options.num_samples):
         if index:
             sys.stdout.write("\n---------------\n")
@@ -66,7 +73,8 @@ def _sample(args: argparse.Namespace, overrides: list[str]) -> int:
 
 def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab import api
-    result = api.evaluate(args.run_dir, corpus=args.corpus, split=args.split, device=args.device)
+    result = api.evaluate(args.run_dir, corpus=args.corpus, split=args.split, device=args.device,
+                          context=args.context)
     if args.json:
         print(json.dumps(result))
     else:
@@ -129,9 +137,50 @@ def _experiment(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+def _llm_table(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab.experiments.llm_table import render_table, run_llm_table, write_reports
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    results = run_llm_table(presets, out=args.out, steps=args.steps, overrides=overrides, resume=args.resume,
+                            overwrite=args.overwrite, progress=not args.no_progress)
+    print(render_table(results))
+    print("\nsaved " + ", ".join(str(p) for p in write_reports(results, args.out)))
+    print(f"each run is in {args.out}/PRESET; try `seqlab sample {results[0].run_dir}`")
+    return 0
+
+
+def _add_llm_table(experiments) -> None:
+    from seqlab.experiments.llm_table import DECODER_PRESETS
+    llm = experiments.add_parser(
+        "llm-table", help="train the decoder presets alike and compare them",
+        epilog="Any --section.key=value applies to every preset, e.g. --train.device=cuda")
+    llm.add_argument("--presets", default=",".join(DECODER_PRESETS), help="comma-separated (default: all)")
+    llm.add_argument("--steps", type=int, help="training steps of each preset (default: the presets' "
+                                               "max_steps, 2000)")
+    llm.add_argument("--out", default="runs/llm-table", help="one run per preset in OUT/PRESET, and the "
+                                                             "reports (default runs/llm-table)")
+    llm.add_argument("--resume", action="store_true", help="continue unfinished runs in --out, reuse finished ones")
+    llm.add_argument("--overwrite", action="store_true", help="train the runs in --out again")
+    llm.add_argument("--no-progress", action="store_true", help="no progress bars")
+    llm.set_defaults(handler=_llm_table, overrides_allowed=True)
+
+
 def _presets(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab.config import preset_names
     print("\n".join(preset_names()))
+    return 0
+
+
+def _import_hf(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab.interop import import_hf_run
+    run_dir = import_hf_run(args.hf_dir, args.out, tokenizer_file=args.tokenizer, overwrite=args.overwrite)
+    print(f"run saved in {run_dir}  (next: seqlab sample {run_dir})")
+    return 0
+
+
+def _export_hf(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab.interop import export_hf_run
+    out = export_hf_run(args.run_dir, args.out, overwrite=args.overwrite)
+    print(f"Hugging Face model saved in {out}  (AutoModelForCausalLM.from_pretrained({str(out)!r}))")
     return 0
 
 
@@ -170,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--corpus", help="another corpus to evaluate on (default: the run's)")
     evaluate.add_argument("--split", choices=("val", "train", "all"), default="val")
+    evaluate.add_argument("--context", type=int, metavar="N",
+                          help="windows of N tokens (default: the model's block_size; longer needs "
+                               "positions that extrapolate, not learned ones)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--device", default="cpu")
     evaluate.set_defaults(handler=_eval)
@@ -185,15 +237,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo, overrides_allowed=True)
 
     experiment = commands.add_parser("experiment", help="reproduce a classic result")
-    experiment.add_argument("name", choices=("shannon",), help="shannon: Shannon's 1948 approximations to English")
-    experiment.add_argument("--corpus", default="shakespeare", help="registry name, file, folder or glob")
-    experiment.add_argument("--length", type=int, default=300, help="characters per sample")
-    experiment.add_argument("--seed", type=int, default=0)
-    experiment.add_argument("--out", help="also write the report as Markdown into this folder")
-    experiment.set_defaults(handler=_experiment)
+    experiments = experiment.add_subparsers(dest="name", required=True, parser_class=_Parser)
+    shannon = experiments.add_parser("shannon", help="Shannon's 1948 approximations to English")
+    shannon.add_argument("--corpus", default="shakespeare", help="registry name, file, folder or glob")
+    shannon.add_argument("--length", type=int, default=300, help="characters per sample")
+    shannon.add_argument("--seed", type=int, default=0)
+    shannon.add_argument("--out", help="also write the report as Markdown into this folder")
+    shannon.set_defaults(handler=_experiment)
+    _add_llm_table(experiments)
 
     presets = commands.add_parser("presets", help="list the shipped presets")
     presets.set_defaults(handler=_presets)
+
+    import_hf = commands.add_parser("import-hf", help="make a run from a Hugging Face GPT-2 or LLaMA folder")
+    import_hf.add_argument("hf_dir", help="a save_pretrained folder (config.json, model.safetensors)")
+    import_hf.add_argument("--out", required=True, help="the run directory to write")
+    import_hf.add_argument("--tokenizer", help="a tokenizer.json to use instead of the folder's")
+    import_hf.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    import_hf.set_defaults(handler=_import_hf)
+
+    export_hf = commands.add_parser("export-hf", help="write a run as a Hugging Face save_pretrained folder")
+    export_hf.add_argument("run_dir")
+    export_hf.add_argument("--out", required=True, help="the folder to write")
+    export_hf.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
+    export_hf.set_defaults(handler=_export_hf)
     return parser
 
 

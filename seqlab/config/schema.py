@@ -22,8 +22,15 @@ def _require(ok: bool, key: str, value: object, allowed: str) -> None:
 class DataConfig:
     corpus: str = "shakespeare"  # registry name, file, folder or glob
     val_fraction: float = 0.1  # the last fraction of the text (in characters) is validation
+    task: Literal["", "copy", "reverse", "sort", "addition"] = ""  # a generated seq2seq task instead of a corpus
+    task_examples: int = 20000  # generated pairs, of which val_fraction are held out
+    task_min_len: int = 1
+    task_max_len: int = 12
 
     def __post_init__(self) -> None:
+        _require(self.task_examples >= 2, "data.task_examples", self.task_examples, "an integer of at least 2")
+        _require(1 <= self.task_min_len <= self.task_max_len, "data.task_min_len", self.task_min_len,
+                 f"an integer from 1 to data.task_max_len = {self.task_max_len}")
         _require(bool(self.corpus.strip()), "data.corpus", self.corpus, "a corpus name or path")
         _require(0.0 < self.val_fraction < 1.0, "data.val_fraction", self.val_fraction,
                  "a number strictly between 0 and 1")

@@ -6,13 +6,18 @@ from torch import nn
 
 from seqlab.config.schema import ModelConfig
 from seqlab.errors import ConfigError
+from seqlab.models.encoder_decoder import EncoderDecoder
 from seqlab.models.transformer import TransformerLM
 
 
 def build_model(config: ModelConfig, vocab_size: int) -> nn.Module:
-    """The model that `config.family` names, with freshly initialised weights."""
+    """The model that `config.family` names, with freshly initialised weights. An encoder_decoder
+    gets one vocabulary shared by source and target."""
     match config.family:
         case "transformer":
             return TransformerLM(config, vocab_size)
+        case "encoder_decoder":
+            return EncoderDecoder(config, vocab_size)
         case other:
-            raise ConfigError(f"model.family = {other!r} is not allowed: expected one of transformer")
+            raise ConfigError(f"model.family = {other!r} is not allowed: expected one of transformer, "
+                              f"encoder_decoder")

@@ -152,7 +152,9 @@ def init_deepnorm(blocks: nn.ModuleList, beta: float) -> None:
             if packed is not None:
                 q_rows = attn.n_head * attn.head_dim
                 kv_rows = attn.n_kv_head * attn.head_dim
-                _xavier_rows(packed, 0, q_rows + kv_rows, gain=1.0)  # queries and keys
+                # Queries, keys and values each as their own matrix, as the paper's separate q/k/v projections.
+                _xavier_rows(packed, 0, q_rows, gain=1.0)  # queries
+                _xavier_rows(packed, q_rows, q_rows + kv_rows, gain=1.0)  # keys
                 _xavier_rows(packed, q_rows + kv_rows, packed.shape[0], gain=beta)  # values
             else:
                 nn.init.xavier_normal_(attn.q.weight, gain=1.0)

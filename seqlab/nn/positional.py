@@ -98,15 +98,20 @@ def sinusoidal_table(start: int, length: int, d_model: int, *, device: torch.dev
 
 
 class SinusoidalPositions(Positions):
-    """Fixed sinusoids added to the embeddings (Vaswani et al. 2017); no parameters, any length."""
+    """Fixed sinusoids added to the embeddings (Vaswani et al. 2017); no parameters, any length.
+
+    As in the paper (§3.4), the token embeddings are first multiplied by √D: the sinusoids have
+    amplitude 1, and small initial embeddings (std 0.02) added to them unscaled would be drowned out.
+    """
 
     def __init__(self, d_model: int) -> None:
         super().__init__()
         self.d_model = d_model
+        self.scale = math.sqrt(d_model)
 
     def embed(self, x: Tensor, start: int) -> Tensor:
         table = sinusoidal_table(start, x.shape[1], self.d_model, device=x.device)  # (T, D)
-        return x + table.to(x.dtype)
+        return x * self.scale + table.to(x.dtype)
 
 
 def rotate_half(x: Tensor) -> Tensor:

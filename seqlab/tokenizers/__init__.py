@@ -4,7 +4,9 @@ Three kinds, from the smallest vocabulary to the largest:
 
 - ``char``: one id per character of the training text (char-rnn, nanoGPT's shakespeare_char);
 - ``byte``: one id per UTF-8 byte, 256 ids, nothing to learn (ByT5; byte-level BPE's alphabet);
-- ``bpe``: byte-level BPE (GPT-2), trained with the Hugging Face ``tokenizers`` library.
+- ``bpe``: byte-level BPE (GPT-2), trained with the Hugging Face ``tokenizers`` library;
+- ``hf``: any Hugging Face ``tokenizer.json`` (a pretrained model's own), never trained here; its
+  round trip is only as exact as that tokenizer's.
 
     tok = train_tokenizer("char", text)
     tok.save(run_dir / "tokenizer.json")
@@ -25,14 +27,15 @@ from seqlab.tokenizers.base import Tokenizer
 from seqlab.tokenizers.bpe import BPETokenizer
 from seqlab.tokenizers.byte import ByteTokenizer
 from seqlab.tokenizers.char import CharTokenizer
+from seqlab.tokenizers.hf import HFTokenizer
 
-__all__ = ["BPETokenizer", "ByteTokenizer", "CharTokenizer", "Tokenizer", "load_tokenizer",
-           "tokenizer_from_dict", "train_tokenizer"]
+__all__ = ["BPETokenizer", "ByteTokenizer", "CharTokenizer", "HFTokenizer", "Tokenizer",
+           "load_tokenizer", "tokenizer_from_dict", "train_tokenizer"]
 
 log = logging.getLogger(__name__)
 
 KINDS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "byte": ByteTokenizer,
-                                     "bpe": BPETokenizer}
+                                     "bpe": BPETokenizer, "hf": HFTokenizer}
 
 
 def _unknown_kind(kind: object) -> TokenizerError:
@@ -53,6 +56,9 @@ def train_tokenizer(kind: str, text: str, *, vocab_size: int = 512,
         return ByteTokenizer.train(text)
     if kind == "bpe":
         return BPETokenizer.train(text, vocab_size=vocab_size)
+    if kind == "hf":
+        raise TokenizerError("the hf tokenizer kind is a pretrained model's tokenizer.json, read by "
+                             "seqlab import-hf, not trained; choose char, byte or bpe to train one")
     raise _unknown_kind(kind)
 
 

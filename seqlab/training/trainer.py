@@ -35,7 +35,10 @@ class BatchSource(Protocol):
 
     tokens_per_char: dict[str, float]  # per split, turns nats per token into bits per character
 
-    def sample(self, split: str, generator: torch.Generator) -> tuple[Tensor, Tensor]: ...
+    def sample(self, split: str, generator: torch.Generator) -> tuple[Tensor | tuple[Tensor, ...], Tensor]:
+        """(inputs, targets): the trainer calls model(inputs, targets=targets), or
+        model(*inputs, targets=targets) when inputs is a tuple (an encoder–decoder's source, target
+        and masks)."""
 
 
 @dataclass
@@ -129,7 +132,7 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         for _ in range(self.config.eval_steps):
             x, y = self.batches.sample(split, generator)
-            total += self.model(x.to(self.device), y.to(self.device))[1].float()
+            total += self._loss(x, y).float()
         self.model.train(was_training)
         return total.item() / self.config.eval_steps
 
@@ -163,15 +166,21 @@ class Trainer:
             group["lr"] = lr
         for _ in range(config.grad_accum_steps):
             x, y = self.batches.sample("train", self.generator)
-            _, loss = self.model(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+            loss = self._loss(x, y)
             (loss / config.grad_accum_steps).backward()
-            self.tokens_seen += x.numel()
+            self.tokens_seen += y.numel()
         if config.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         return loss.detach()
+
+    def _loss(self, x: Tensor | tuple[Tensor | None, ...], y: Tensor) -> Tensor:
+        """The model's loss on one batch: model(x, targets=y), or model(*x, targets=y) for a tuple."""
+        inputs = x if isinstance(x, tuple) else (x,)
+        inputs = tuple(t if t is None else t.to(self.device, non_blocking=True) for t in inputs)
+        return self.model(*inputs, targets=y.to(self.device, non_blocking=True))[1]
 
     def _log_batch(self, loss: Tensor, bar: tqdm) -> None:
         value = loss.item()  # the only read of a device value between evaluations

@@ -3,7 +3,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqlab.nn.feedforward import FeedForward
+from seqlab.config.schema import ModelConfig
+from seqlab.models.parts import build_activation, build_mlp
+from seqlab.nn.feedforward import FeedForward, GatedFeedForward
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -26,3 +28,65 @@ def test_dropout_only_in_training():
     torch.testing.assert_close(ff(x), ff(x))
     ff.train()
     assert not torch.equal(ff(x), ff(x))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("activation,formula", [
+    (nn.SiLU(), F.silu),  # SwiGLU
+    (nn.GELU(), F.gelu),  # GeGLU
+    (nn.GELU(approximate="tanh"), lambda h: F.gelu(h, approximate="tanh")),
+])
+def test_gated_feedforward_is_down_of_act_gate_times_up(seed, bias, activation, formula):
+    torch.manual_seed(seed)
+    ff = GatedFeedForward(8, 24, activation=activation, bias=bias, dropout=0.0).double()
+    if bias:
+        for linear in (ff.gate, ff.up, ff.down):
+            nn.init.normal_(linear.bias)
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+
+    def linear(layer, h):
+        return h @ layer.weight.T + (layer.bias if bias else 0)
+
+    expected = linear(ff.down, formula(linear(ff.gate, x)) * linear(ff.up, x))
+    torch.testing.assert_close(ff(x), expected)
+    # The activation is on the gate branch only: swapping gate and up changes the result.
+    swapped = linear(ff.down, formula(linear(ff.up, x)) * linear(ff.gate, x))
+    assert not torch.allclose(ff(x), swapped)
+    names = ["gate.weight", "up.weight", "down.weight"] + (["gate.bias", "up.bias", "down.bias"] if bias else [])
+    assert sorted(ff.state_dict()) == sorted(names)
+
+
+@pytest.mark.parametrize("activation", ["swiglu", "geglu"])
+@pytest.mark.parametrize("d_model,width", [(16, 48), (24, 64), (64, 176), (96, 256), (128, 344), (4096, 10928)])
+def test_gated_hidden_width_is_two_thirds_of_four_d_rounded_up_to_eight(activation, d_model, width):
+    config = ModelConfig(d_model=d_model, n_head=4, activation=activation)
+    assert config.hidden_width == width
+    assert width % 8 == 0 and width >= 8 * d_model / 3 > width - 8
+    if d_model <= 128:  # LLaMA-7B's width is only the formula: building it would allocate 134M weights
+        mlp = build_mlp(config)
+        assert isinstance(mlp, GatedFeedForward) and mlp.gate.weight.shape == (width, d_model)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "gelu_tanh"])
+def test_plain_hidden_width_is_four_d(activation):
+    config = ModelConfig(d_model=24, n_head=4, activation=activation)
+    assert config.hidden_width == 96
+    mlp = build_mlp(config)
+    assert isinstance(mlp, FeedForward) and mlp.up.weight.shape == (96, 24)
+
+
+@pytest.mark.parametrize("activation", ["relu", "swiglu"])
+def test_d_ff_overrides_the_hidden_width(activation):
+    config = ModelConfig(d_model=24, n_head=4, activation=activation, d_ff=40)
+    assert config.hidden_width == 40 and build_mlp(config).down.weight.shape == (24, 40)
+
+
+@pytest.mark.parametrize("activation,expected", [
+    ("relu", F.relu), ("gelu", F.gelu), ("gelu_tanh", lambda h: F.gelu(h, approximate="tanh")),
+    ("swiglu", F.silu), ("geglu", F.gelu),
+])
+def test_build_activation_is_the_named_function(activation, expected):
+    torch.manual_seed(0)
+    h = torch.randn(50, dtype=torch.float64) * 3
+    torch.testing.assert_close(build_activation(ModelConfig(activation=activation))(h), expected(h))

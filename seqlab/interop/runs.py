@@ -1,0 +1,100 @@
+"""Hugging Face folders ↔ seqlab run directories: what `seqlab import-hf` and `seqlab export-hf` do.
+
+An imported run is an ordinary run directory (config.toml, tokenizer.json, model.safetensors) whose
+model section comes from config.json and whose other sections are seqlab's defaults, so `seqlab
+sample`, `eval` and `info` work on it as on a trained run. Its tokenizer is the folder's
+tokenizer.json (the `hf` kind) unless another file is given.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from safetensors import SafetensorError, safe_open
+from torch import nn
+
+from seqlab.config import Config
+from seqlab.errors import CheckpointError, SeqlabError, TokenizerError
+from seqlab.interop.hf import from_hf, hf_tokenizer_json, to_hf
+from seqlab.models import build_model
+from seqlab.runs import prepare_run_dir, read_config, read_tokenizer, write_run_files
+from seqlab.tokenizers import HFTokenizer, Tokenizer, load_tokenizer
+from seqlab.training.checkpoint import load_weights, save_weights
+
+log = logging.getLogger(__name__)
+
+
+def import_hf_run(hf_dir: str | Path, out: str | Path, *, tokenizer_file: str | Path | None = None,
+                  overwrite: bool = False) -> Path:
+    """Make the run directory `out` from the save_pretrained folder `hf_dir`; returns `out`.
+
+    `tokenizer_file`: a Hugging Face tokenizer.json or a seqlab tokenizer file, used instead of the
+    folder's tokenizer.json (which is then not needed).
+    """
+    hf_dir, out = Path(hf_dir), Path(out)
+    if (out / "config.toml").exists() and not overwrite:
+        raise SeqlabError(f"{out} already holds a run: add --overwrite to replace it, or choose another --out")
+    model, tokenizer = from_hf(hf_dir)
+    if tokenizer_file is not None:
+        tokenizer = read_any_tokenizer(Path(tokenizer_file), model.vocab_size)
+    if tokenizer is None:
+        raise CheckpointError(f"{hf_dir} has no tokenizer.json and a run needs a tokenizer; pass one with "
+                              f"--tokenizer FILE (a Hugging Face tokenizer.json)")
+    if tokenizer.vocab_size != model.vocab_size:
+        raise TokenizerError(f"the tokenizer has {tokenizer.vocab_size} ids but the model's vocabulary "
+                             f"{model.vocab_size}; use the tokenizer the model was trained with")
+    prepare_run_dir(out, overwrite=overwrite)
+    write_run_files(out, Config(model=model.config), tokenizer)
+    save_weights(model, out / "model.safetensors", {"source": f"hf:{hf_dir.name}"})
+    return out
+
+
+def export_hf_run(run_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write the run `run_dir` as a save_pretrained folder `out`, in the dtype of the run's weights
+    (with its tokenizer.json when the run's tokenizer has that form); returns `out`."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SeqlabError(f"--out {out} is a file, not a folder")
+    if not overwrite and any((out / name).exists() for name in ("config.json", "model.safetensors")):
+        raise SeqlabError(f"{out} already holds a model: add --overwrite to replace it, or choose another --out")
+    model, tokenizer = _load_run_in_stored_dtype(Path(run_dir))
+    try:
+        hf_tokenizer_json(tokenizer)
+    except TokenizerError:
+        to_hf(model, out)
+        log.warning("the run's %s tokenizer has no tokenizer.json form: the model was exported without it",
+                    tokenizer.kind)
+    else:
+        to_hf(model, out, tokenizer)
+    return out
+
+
+def _load_run_in_stored_dtype(run_dir: Path) -> tuple[nn.Module, Tokenizer]:
+    """A run's model (eval mode) in the dtype its weights were saved in (`load_run` gives float32),
+    and its tokenizer."""
+    config, tokenizer = read_config(run_dir), read_tokenizer(run_dir)
+    path = run_dir / "model.safetensors"
+    try:
+        with safe_open(str(path), "pt") as handle:
+            dtype = handle.get_tensor(next(iter(handle.keys()))).dtype  # seqlab saves one dtype
+    except (SafetensorError, OSError, StopIteration) as exc:
+        raise CheckpointError(f"{path} is missing, damaged or not a safetensors file: {exc}") from None
+    model = build_model(config.model, tokenizer.vocab_size).to(dtype)
+    load_weights(model, path)
+    return model.eval(), tokenizer
+
+
+def read_any_tokenizer(path: Path, vocab_size: int) -> Tokenizer:
+    """A seqlab tokenizer file (it has a "kind") or a Hugging Face tokenizer.json, padded to
+    `vocab_size` ids when it has fewer (the hf kind)."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TokenizerError(f"tokenizer file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TokenizerError(f"cannot read tokenizer file {path}: {exc}") from None
+    if isinstance(content, dict) and "kind" in content:
+        return load_tokenizer(path)
+    return HFTokenizer.from_file(path, vocab_size=vocab_size)
