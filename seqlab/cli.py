@@ -89,7 +89,8 @@ def _info(args: argparse.Namespace, overrides: list[str]) -> int:
     model, tokenizer, config = load_run(args.run_dir)
     metrics_path = Path(args.run_dir) / "metrics.csv"
     last_val = MetricsLog(metrics_path).last("val") if metrics_path.is_file() else None
-    info = {"run_dir": str(args.run_dir), "family": config.model.family, "corpus": config.data.corpus,
+    info = {"run_dir": str(args.run_dir), "family": config.model.family,
+            **({"task": config.data.task} if config.data.task else {"corpus": config.data.corpus}),
             "tokenizer": tokenizer.kind, "vocab_size": tokenizer.vocab_size,
             "parameters": sum(p.numel() for p in model.parameters()), "step": run_step(Path(args.run_dir)),
             "max_steps": config.train.max_steps,

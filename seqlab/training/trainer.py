@@ -36,9 +36,9 @@ class BatchSource(Protocol):
     tokens_per_char: dict[str, float]  # per split, turns nats per token into bits per character
 
     def sample(self, split: str, generator: torch.Generator) -> tuple[Tensor | tuple[Tensor, ...], Tensor]:
-        """(inputs, targets): the trainer calls model(inputs, targets=targets), or
-        model(*inputs, targets=targets) when inputs is a tuple (an encoder–decoder's source, target
-        and masks)."""
+        """(inputs, targets): the trainer calls model(inputs, targets), or model(*inputs, targets)
+        when inputs is a tuple (an encoder–decoder's source, target and masks); the model returns
+        (output, loss)."""
 
 
 @dataclass
@@ -177,10 +177,10 @@ class Trainer:
         return loss.detach()
 
     def _loss(self, x: Tensor | tuple[Tensor | None, ...], y: Tensor) -> Tensor:
-        """The model's loss on one batch: model(x, targets=y), or model(*x, targets=y) for a tuple."""
+        """The model's loss on one batch: model(x, y), or model(*x, y) for a tuple."""
         inputs = x if isinstance(x, tuple) else (x,)
         inputs = tuple(t if t is None else t.to(self.device, non_blocking=True) for t in inputs)
-        return self.model(*inputs, targets=y.to(self.device, non_blocking=True))[1]
+        return self.model(*inputs, y.to(self.device, non_blocking=True))[1]
 
     def _log_batch(self, loss: Tensor, bar: tqdm) -> None:
         value = loss.item()  # the only read of a device value between evaluations

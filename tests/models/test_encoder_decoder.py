@@ -109,6 +109,8 @@ def test_learns_to_reverse(axes):
                          **{**axes, "dropout": 0.0})
     model = EncoderDecoder(config, 6)  # tokens 0 = BOS, 1 .. 5 letters
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    # Post-norm stacks need a warm-up (Xiong et al. 2020): the learning rate ramps up over 20 steps.
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / 20))
     losses = []
     for _ in range(120):
         src = torch.randint(1, 6, (32, 4), generator=g)
@@ -118,5 +120,7 @@ def test_learns_to_reverse(axes):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        schedule.step()
         losses.append(loss.item())
-    assert sum(losses[-10:]) / 10 < 0.75 * sum(losses[:10]) / 10, losses[::10]
+    ratio = sum(losses[-10:]) / sum(losses[:10])  # seen: 0.42 (T5-like), 0.66 (Vaswani-like)
+    assert ratio < 0.75, losses[::10]

@@ -55,7 +55,8 @@ def test_sinusoidal_positions_add_the_table_at_their_start():
     torch.manual_seed(0)
     x = torch.randn(2, 5, 8, dtype=torch.float64)
     pos = SinusoidalPositions(8)
-    torch.testing.assert_close(pos.embed(x, 3), x + sinusoidal_table(3, 5, 8).double())
+    # Embeddings scaled by √D first (Vaswani et al. §3.4), then the table for positions 3 .. 7 added.
+    torch.testing.assert_close(pos.embed(x, 3), x * math.sqrt(8) + sinusoidal_table(3, 5, 8).double())
     assert pos.max_positions is None and list(pos.parameters()) == []
 
 
