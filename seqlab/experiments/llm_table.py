@@ -136,7 +136,8 @@ def run_llm_table(presets: Sequence[str] = DECODER_PRESETS, *, out: str | Path, 
     for index, (name, config) in enumerate(configs.items(), start=1):
         run_dir = out / name
         log.info("llm-table %d/%d: %s (%s)", index, len(configs), name, describe(config.model))
-        api.train(config, out=run_dir, resume=resume, overwrite=overwrite, progress=progress)
+        existing = (run_dir / "config.toml").is_file()
+        api.train(config, out=run_dir, resume=resume and existing, overwrite=overwrite, progress=progress)
         if run_step(run_dir) != config.train.max_steps:
             raise SeqlabError(f"{name} stopped at step {run_step(run_dir)} of {config.train.max_steps}: "
                               f"continue with the same command and --resume")
