@@ -38,7 +38,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TokenizerConfig:
-    kind: Literal["char", "byte", "bpe"] = "char"
+    kind: Literal["char", "byte", "bpe", "hf"] = "char"  # hf: a Hugging Face tokenizer.json (imported, not trained)
     vocab_size: int = 512  # bpe only: the size the merges are learned up to
     unknown_token: bool = False  # char only: map unseen characters to <unk> instead of failing
 

@@ -16,6 +16,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from seqlab.config import Config
+from seqlab.config.schema import TokenizerConfig
 from seqlab.errors import CheckpointError, SeqlabError, TokenizerError
 from seqlab.interop.hf import from_hf, hf_tokenizer_json, to_hf
 from seqlab.models import build_model
@@ -46,7 +47,7 @@ def import_hf_run(hf_dir: str | Path, out: str | Path, *, tokenizer_file: str | 
         raise TokenizerError(f"the tokenizer has {tokenizer.vocab_size} ids but the model's vocabulary "
                              f"{model.vocab_size}; use the tokenizer the model was trained with")
     prepare_run_dir(out, overwrite=overwrite)
-    write_run_files(out, Config(model=model.config), tokenizer)
+    write_run_files(out, Config(tokenizer=TokenizerConfig(kind=tokenizer.kind), model=model.config), tokenizer)
     save_weights(model, out / "model.safetensors", {"source": f"hf:{hf_dir.name}"})
     return out
 

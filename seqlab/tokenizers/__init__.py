@@ -1,6 +1,6 @@
 """Tokenizers: text to integer ids and back, exactly, behind one interface (``Tokenizer``).
 
-Three kinds, from the smallest vocabulary to the largest:
+Four kinds; the first three are trained here, from the smallest vocabulary to the largest:
 
 - ``char``: one id per character of the training text (char-rnn, nanoGPT's shakespeare_char);
 - ``byte``: one id per UTF-8 byte, 256 ids, nothing to learn (ByT5; byte-level BPE's alphabet);

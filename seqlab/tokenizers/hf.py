@@ -123,7 +123,7 @@ class HFTokenizer(Tokenizer):
 def _parse(text: str) -> _Wrapped:
     try:
         return _Wrapped.from_str(text)
-    except Exception as err:  # tokenizers raises plain Exception for bad JSON content
+    except Exception as err:  # noqa: BLE001 (tokenizers raises plain Exception for bad JSON content)
         first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise TokenizerError(f"not a tokenizer.json the tokenizers library can read ({first_line})") from None
 
