@@ -8,4 +8,7 @@ from seqlab.models.hmm import HMM
 from seqlab.models.ngram import NGramLM
 from seqlab.models.transformer import TransformerLM
 
-__all__ = ["HMM", "EncoderDecoder", "Seq2SeqStepper", "SequenceClassifier", "TransformerEncoder", "FunctionalStepper", "NGramLM", "TransformerLM", "build_model"]
+__all__ = [
+    "HMM", "EncoderDecoder", "FunctionalStepper", "NGramLM", "Seq2SeqStepper", "SequenceClassifier",
+    "TransformerEncoder", "TransformerLM", "build_model",
+]
