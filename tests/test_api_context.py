@@ -2,7 +2,6 @@
 positions extrapolate (rotary, ALiBi), a one-line error for learned positions."""
 
 import math
-import random
 
 import pytest
 
@@ -15,23 +14,13 @@ SEED = 7
 BLOCK = 16
 
 
-def _corpus(path, seed=SEED, size=3000):
-    rng = random.Random(seed)
-    words = ["to", "be", "or", "not", "that", "is", "the", "question", "whether", "tis", "nobler"]
-    lines, total = [], 0
-    while total < size:
-        line = " ".join(rng.choice(words) for _ in range(rng.randint(3, 9))).capitalize() + "."
-        lines.append(line)
-        total += len(line) + 1
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, word_corpus):
     """Tiny trained runs, one per position scheme."""
     root = tmp_path_factory.mktemp("context")
-    corpus = _corpus(root / "corpus.txt")
+    corpus = word_corpus(root / "corpus.txt", seed=SEED, size=3000)
     out = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SEQLAB_CACHE", str(root / "cache"))

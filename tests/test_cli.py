@@ -2,7 +2,6 @@
 and the one-line errors of every user mistake."""
 
 import json
-import random
 import subprocess
 import sys
 
@@ -42,23 +41,13 @@ max_new_tokens = 30
 """
 
 
-def make_corpus(path, seed=0, size=4000):
-    rng = random.Random(seed)
-    words = ["to", "be", "or", "not", "that", "is", "the", "question", "whether", "tis", "nobler"]
-    lines, total = [], 0
-    while total < size:
-        line = " ".join(rng.choice(words) for _ in range(rng.randint(3, 9))).capitalize() + "."
-        lines.append(line)
-        total += len(line) + 1
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 @pytest.fixture
-def workspace(tmp_path, monkeypatch):
+def workspace(tmp_path, monkeypatch, word_corpus):
     monkeypatch.setenv("SEQLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
-    corpus = make_corpus(tmp_path / "corpus.txt")
+    corpus = word_corpus(tmp_path / "corpus.txt")
     config = tmp_path / "tiny.toml"
     config.write_text(TINY.format(corpus=corpus, kind="char"))
     return tmp_path, config
@@ -209,9 +198,9 @@ def test_resume_through_the_cli_repeats_the_uninterrupted_losses(workspace, caps
     assert losses(parts) == losses(whole) and len(losses(whole)) == 20
 
 
-def test_experiment_shannon_prints_every_approximation(workspace, capsys):
+def test_experiment_shannon_prints_every_approximation(workspace, capsys, word_corpus):
     tmp, _ = workspace
-    big = make_corpus(tmp / "big.txt", size=30_000)
+    big = word_corpus(tmp / "big.txt", size=30_000)
     code, out, _ = run_cli(capsys, "experiment", "shannon", "--corpus", str(big), "--length", "60", "--out", str(tmp))
     assert code == 0
     assert out.count("bits/char") == 6 and "Zero-order" in out and (tmp / "shannon.md").is_file()

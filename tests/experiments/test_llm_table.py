@@ -8,7 +8,6 @@ import csv
 import dataclasses
 import io
 import math
-import random
 
 import pytest
 
@@ -23,16 +22,6 @@ PRESETS = ("gpt3", "llama")  # learned positions and tied embeddings; rotary, RM
 STEPS = 3
 
 
-def _corpus(path, seed=SEED, size=3000):
-    rng = random.Random(seed)
-    words = ["to", "be", "or", "not", "that", "is", "the", "question", "whether", "tis", "nobler"]
-    lines, total = [], 0
-    while total < size:
-        line = " ".join(rng.choice(words) for _ in range(rng.randint(3, 9))).capitalize() + "."
-        lines.append(line)
-        total += len(line) + 1
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def _tiny(corpus) -> list[str]:
@@ -43,10 +32,10 @@ def _tiny(corpus) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory):
+def table(tmp_path_factory, word_corpus):
     """The experiment run once through the CLI: (out folder, printed text, overrides)."""
     root = tmp_path_factory.mktemp("llm-table")
-    corpus = _corpus(root / "corpus.txt")
+    corpus = word_corpus(root / "corpus.txt", seed=SEED, size=3000)
     out = root / "out"
     overrides = _tiny(corpus)
     with pytest.MonkeyPatch.context() as patch:
