@@ -28,3 +28,7 @@ __all__ = [
     "RelativePositions", "RotaryPositions", "SelfAttention", "SinusoidalPositions", "attention_inputs",
     "causal_attention", "causal_mask",
 ]
+
+from seqlab.nn.recurrent import GRU, LSTM, RNN, GatedRNN
+
+__all__ += ["GRU", "LSTM", "RNN", "GatedRNN"]
