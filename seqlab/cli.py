@@ -185,6 +185,30 @@ def _export_hf(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab.files import atomic_write_text
+    from seqlab.inspect import neuron_page, trace_neurons
+    from seqlab.runs import load_run
+    text = args.text
+    if args.text_file is not None:
+        try:
+            text = Path(args.text_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SeqlabError(f"cannot read text file {args.text_file}: {exc}") from None
+    if not text:
+        raise SeqlabError("inspect needs a text: --text \"...\" or --text-file FILE")
+    model, tokenizer, _ = load_run(args.run_dir)
+    try:
+        trace = trace_neurons(model, tokenizer, text, top_k=args.top_k)
+    except ValueError as exc:
+        raise SeqlabError(str(exc)) from None
+    out = Path(args.out) if args.out else Path(args.run_dir) / "inspect.html"
+    atomic_write_text(out, neuron_page(trace, title=f"seqlab inspect {args.run_dir}"))
+    units = ", ".join(f"{name} ({acts.shape[1]})" for name, acts in trace.layers.items())
+    print(f"wrote {out}: {len(trace.tokens)} tokens; units of {units}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="seqlab", description="Sequence models from n-grams to GPT: train, sample, evaluate.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -256,6 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     import_hf.add_argument("--tokenizer", help="a tokenizer.json to use instead of the folder's")
     import_hf.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     import_hf.set_defaults(handler=_import_hf)
+
+    inspect = commands.add_parser("inspect", help="an HTML page of hidden-unit activations over a text")
+    inspect.add_argument("run_dir")
+    inspect.add_argument("--text", default="", help="the text to run the model over")
+    inspect.add_argument("--text-file", help="read the text from this file")
+    inspect.add_argument("--out", help="the HTML file to write (default RUN_DIR/inspect.html)")
+    inspect.add_argument("--top-k", type=int, default=5, help="next-token predictions shown per position")
+    inspect.set_defaults(handler=_inspect)
 
     export_hf = commands.add_parser("export-hf", help="write a run as a Hugging Face save_pretrained folder")
     export_hf.add_argument("run_dir")

@@ -1,0 +1,102 @@
+import json
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from seqlab.cli import main
+from seqlab.config.schema import ModelConfig
+from seqlab.inspect import neuron_page, trace_neurons
+from seqlab.models import TransformerLM
+from seqlab.nn.recurrent import LSTM
+from seqlab.tokenizers import train_tokenizer
+
+TEXT = "ab ba </script> abba"
+
+
+class TinyRecurrentLM(nn.Module):
+    """Embedding → seqlab LSTM (time-first) → linear; returns (logits, None) like seqlab's models."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, 6)
+        self.rnn = LSTM(6, 5)
+        self.head = nn.Linear(5, vocab)
+
+    def forward(self, idx):
+        states, _ = self.rnn(self.emb(idx).transpose(0, 1))  # (T, B, H)
+        return self.head(states.transpose(0, 1)), None
+
+
+@pytest.fixture
+def tokenizer():
+    return train_tokenizer("char", TEXT)
+
+
+def test_recurrent_hidden_states_and_predictions_are_recorded(tokenizer):
+    torch.manual_seed(0)
+    model = TinyRecurrentLM(tokenizer.vocab_size)
+    trace = trace_neurons(model, tokenizer, TEXT, top_k=3)
+    ids = torch.tensor([tokenizer.encode(TEXT)])
+    states, _ = model.rnn(model.emb(ids).transpose(0, 1))
+    (name, acts), = trace.layers.items()
+    assert name == "rnn hidden state"
+    torch.testing.assert_close(acts, states[:, 0])  # (T, H): the layer's real output, batch-first
+    probs = torch.softmax(model(ids)[0][0], dim=-1)
+    top = probs.topk(3, dim=-1)
+    assert trace.top_probs == [[round(p, 4) for p in row] for row in top.values.tolist()]
+    assert trace.top_tokens[0] == [tokenizer.token_strings()[i] for i in top.indices[0].tolist()]
+    assert "".join(trace.tokens) == TEXT
+    assert not model.rnn._forward_hooks  # the hooks are gone afterwards
+
+
+def test_transformer_mlp_neurons_are_recorded(tokenizer):
+    torch.manual_seed(0)
+    model = TransformerLM(ModelConfig(n_layer=2, n_head=2, d_model=8, block_size=32), tokenizer.vocab_size)
+    trace = trace_neurons(model, tokenizer, TEXT)
+    assert list(trace.layers) == ["blocks.0.mlp neurons", "blocks.1.mlp neurons"]
+    ids = torch.tensor([tokenizer.encode(TEXT)])
+    x = model.pos_emb.embed(model.tok_emb(ids), 0)
+    first = model.blocks[0]
+    from seqlab.nn.attention import attention_inputs
+    inputs = attention_inputs(model.pos_emb, start=0, n_query=x.shape[1], causal=True, device=x.device, dtype=x.dtype)
+    h = x + first.attn(first.norm1(x), inputs)[0]
+    expected = first.mlp.activation(first.mlp.up(first.norm2(h)))[0]  # (T, 4D)
+    torch.testing.assert_close(trace.layers["blocks.0.mlp neurons"], expected.detach())
+
+
+def test_page_is_self_contained_and_carries_the_data(tokenizer):
+    torch.manual_seed(0)
+    trace = trace_neurons(TinyRecurrentLM(tokenizer.vocab_size), tokenizer, TEXT)
+    page = neuron_page(trace, title="t <1>")
+    assert "<title>t &lt;1&gt;</title>" in page
+    assert page.count("</script>") == 1  # the text's own "</script>" is escaped inside the data
+    assert not re.search(r"(src|href)=\"http", page)  # nothing loaded from elsewhere
+    data = json.loads(re.search(r"const DATA = (.*);\n", page).group(1).replace("<\\/", "</"))
+    assert data["tokens"] == trace.tokens
+    layer = data["layers"][0]
+    assert sorted(layer["order"]) == list(range(5)) and len(layer["acts"]) == 5 and len(layer["acts"][0]) == len(TEXT)
+
+
+def test_learned_positions_refuse_a_text_longer_than_the_context(tokenizer):
+    model = TransformerLM(ModelConfig(n_layer=1, n_head=1, d_model=4, block_size=8), tokenizer.vocab_size)
+    with pytest.raises(ValueError, match="at most 8"):
+        trace_neurons(model, tokenizer, TEXT)
+
+
+def test_cli_writes_the_page_and_reports_mistakes_in_one_line(tmp_path, capsys, word_corpus, monkeypatch):
+    monkeypatch.setenv("SEQLAB_CACHE", str(tmp_path / "cache"))
+    corpus = word_corpus(tmp_path / "c.txt", size=2000)
+    args = ["train", "shakespeare-char", "--out", str(tmp_path / "run"), f"--data.corpus={corpus}",
+            "--model.n_layer=1", "--model.d_model=16", "--model.n_head=2", "--model.block_size=16",
+            "--train.max_steps=2", "--train.eval_every=0", "--train.checkpoint_every=0", "--train.sample_tokens=0",
+            "--no-progress"]
+    assert main(args) == 0
+    assert main(["inspect", str(tmp_path / "run"), "--text", "To be"]) == 0
+    assert (tmp_path / "run" / "inspect.html").is_file()
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "run"), "--text", "To be or not to be that is the"]) == 2
+    assert main(["inspect", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "at most 16" in err[0] and "--text" in err[1]
