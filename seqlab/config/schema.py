@@ -48,14 +48,21 @@ class TokenizerConfig:
                  "an integer of at least 257 (the 256 bytes plus merges)")
 
 
+RECURRENT_FAMILIES = ("rnn", "gated", "gru", "lstm")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The model: a family, its sizes, and one field per variant axis (see README's table).
 
-    The defaults are GPT-2's choices; each preset changes the axes its model changed.
+    The defaults are GPT-2's choices; each preset changes the axes its model changed. The recurrent
+    families (`RECURRENT_FAMILIES`: Elman `rnn`, `gated`, `gru`, `lstm`) read n_layer, d_model (the
+    embedding and hidden width), block_size (the truncated-BPTT window), dropout, bias,
+    tie_embeddings and nonlinearity; the attention axes (heads, norms, positions, MLP) are ignored
+    for them and their cross-checks skipped.
     """
 
-    family: Literal["transformer", "encoder_decoder"] = "transformer"
+    family: Literal["transformer", "encoder_decoder", "rnn", "gated", "gru", "lstm"] = "transformer"
     n_layer: int = 4  # decoder layers (and encoder layers of an encoder-decoder, unless n_encoder_layer)
     n_head: int = 4
     d_model: int = 128
@@ -75,6 +82,7 @@ class ModelConfig:
     parallel_block: bool = False  # attention and MLP side by side on one norm (GPT-J, PaLM)
     tie_embeddings: bool = True  # the output layer is the token embedding
     n_encoder_layer: int = 0  # encoder_decoder only: 0 = n_layer
+    nonlinearity: Literal["tanh", "relu"] = "tanh"  # family rnn only: the Elman RNN's activation
 
     def __post_init__(self) -> None:
         for name in ("n_layer", "n_head", "d_model", "block_size", "relative_buckets", "relative_max_distance"):
@@ -83,11 +91,15 @@ class ModelConfig:
         for name in ("n_kv_head", "d_ff", "n_encoder_layer"):
             value = getattr(self, name)
             _require(value >= 0, f"model.{name}", value, "an integer of at least 0")
+        _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a number in [0, 1)")
+        _require(self.nonlinearity == "tanh" or self.family == "rnn", "model.nonlinearity", self.nonlinearity,
+                 "\"tanh\" unless model.family = \"rnn\"")
+        if self.recurrent:
+            return  # the checks below cross attention axes, which a recurrent family ignores
         _require(self.d_model % self.n_head == 0, "model.d_model", self.d_model,
                  f"a multiple of model.n_head = {self.n_head}")
         _require(self.n_head % self.kv_heads == 0, "model.n_kv_head", self.n_kv_head,
                  f"a divisor of model.n_head = {self.n_head} (or 0 for n_head)")
-        _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a number in [0, 1)")
         _require(self.norm_eps > 0, "model.norm_eps", self.norm_eps, "a positive number")
         _require(self.rope_base > 1, "model.rope_base", self.rope_base, "a number above 1")
         _require(self.relative_buckets % 2 == 0 and self.relative_buckets >= 4, "model.relative_buckets",
@@ -104,6 +116,11 @@ class ModelConfig:
         else:
             _require(self.n_encoder_layer == 0, "model.n_encoder_layer", self.n_encoder_layer,
                      "0 unless model.family = \"encoder_decoder\"")
+
+    @property
+    def recurrent(self) -> bool:
+        """A recurrent language model (`seqlab.models.rnn.RNNLM`) rather than an attention model."""
+        return self.family in RECURRENT_FAMILIES
 
     @property
     def head_dim(self) -> int:

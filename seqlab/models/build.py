@@ -7,6 +7,7 @@ from torch import nn
 from seqlab.config.schema import ModelConfig
 from seqlab.errors import ConfigError
 from seqlab.models.encoder_decoder import EncoderDecoder
+from seqlab.models.rnn import RNNLM
 from seqlab.models.transformer import TransformerLM
 
 
@@ -18,6 +19,8 @@ def build_model(config: ModelConfig, vocab_size: int) -> nn.Module:
             return TransformerLM(config, vocab_size)
         case "encoder_decoder":
             return EncoderDecoder(config, vocab_size)
+        case "rnn" | "gated" | "gru" | "lstm":
+            return RNNLM(config, vocab_size)
         case other:
             raise ConfigError(f"model.family = {other!r} is not allowed: expected one of transformer, "
-                              f"encoder_decoder")
+                              f"encoder_decoder, rnn, gated, gru, lstm")

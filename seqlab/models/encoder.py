@@ -8,7 +8,8 @@ positions do not depend on how much padding follows them (tests check it). Posit
 from the same builder, with T5's bidirectional buckets for "relative".
 
 `SequenceClassifier` puts a many-to-one head on any encoder that returns (B, T, D) states: mean over
-the real positions, or the first position (BERT's [CLS]), then a linear layer to the classes.
+the real positions, the first position (BERT's [CLS]), or the last real position (an RNN's final
+state, `seqlab.models.recurrent_encoder`), then a linear layer to the classes.
 
 Dimensions: B batch · T time · D model width · C classes · V vocab.
 """
@@ -80,10 +81,20 @@ class TransformerEncoder(nn.Module):
         return self.norm_f(x)
 
 
-def pool(states: Tensor, padding_mask: Tensor | None, how: Literal["mean", "first"]) -> Tensor:
-    """states (B, T, D) → (B, D): the mean over real positions, or the first position."""
+Pooling = Literal["mean", "first", "last"]
+
+
+def pool(states: Tensor, padding_mask: Tensor | None, how: Pooling) -> Tensor:
+    """states (B, T, D) → (B, D): the mean over real positions, the first position, or the last real one."""
     if how == "first":
         return states[:, 0]
+    if how == "last":
+        if padding_mask is None:
+            return states[:, -1]
+        positions = torch.arange(states.shape[1], device=states.device)  # (T,)
+        # The highest real position, wherever the padding sits (0 for a row with none real).
+        last = (positions * padding_mask).amax(dim=1)  # (B,)
+        return states[torch.arange(states.shape[0], device=states.device), last]
     if padding_mask is None:
         return states.mean(dim=1)
     weights = padding_mask.to(states.dtype).unsqueeze(-1)  # (B, T, 1)
@@ -96,12 +107,12 @@ class SequenceClassifier(nn.Module):
     Parameters: `encoder.*` and `head` (D → C).
     """
 
-    def __init__(self, encoder: nn.Module, n_classes: int, *, pooling: Literal["mean", "first"] = "mean") -> None:
+    def __init__(self, encoder: nn.Module, n_classes: int, *, pooling: Pooling = "mean") -> None:
         super().__init__()
         if n_classes < 2:
             raise ValueError(f"a classifier needs at least 2 classes, got {n_classes}")
-        if pooling not in ("mean", "first"):
-            raise ValueError(f"pooling must be 'mean' or 'first', got {pooling!r}")
+        if pooling not in ("mean", "first", "last"):
+            raise ValueError(f"pooling must be 'mean', 'first' or 'last', got {pooling!r}")
         self.encoder = encoder
         self.pooling = pooling
         self.head = nn.Linear(encoder.d_model, n_classes)
