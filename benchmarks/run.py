@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_hf_generate, bench_hmm, bench_ngram, bench_sample, bench_train  # noqa: E402
+from benchmarks import bench_hf_generate, bench_hmm, bench_ngram, bench_rnn, bench_sample, bench_train  # noqa: E402
 from benchmarks.common import RESULTS, machine  # noqa: E402
 
 
@@ -19,11 +19,13 @@ def main() -> None:
     train = bench_train.run()
     sample = bench_sample.run()
     hf_generate = bench_hf_generate.run()
+    rnn = bench_rnn.run()
     bench_ngram.run()
     bench_hmm.run()  # last: it sets torch to one thread for a like-for-like comparison with hmmlearn
     print(f"\ntraining: seqlab / nanogpt-style = {train['ratio_seqlab_vs_reference']:.2f}x; "
           f"sampling: KV cache / recompute = {sample['cache_speedup']:.2f}x; "
-          f"greedy generation: seqlab / transformers = {hf_generate['ratio_seqlab_vs_hf']:.2f}x")
+          f"greedy generation: seqlab / transformers = {hf_generate['ratio_seqlab_vs_hf']:.2f}x; "
+          f"LSTM training: seqlab / torch.nn = {rnn['ratio_seqlab_vs_torch']:.2f}x")
     print(f"results saved in {RESULTS}")
 
 

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from seqlab.config import Config, SampleConfig, load_config, override
 from seqlab.data import (
+    TBPTTBatches,
     TokenData,
     iter_eval_windows,
     load_corpus,
@@ -45,6 +46,8 @@ from seqlab.tokenizers import Tokenizer, train_tokenizer
 from seqlab.training import Trainer, resolve_device
 
 log = logging.getLogger(__name__)
+
+RECURRENT_WINDOW = 256  # tokens per forward when evaluating a recurrent model (no effect on its loss)
 
 
 @dataclass
@@ -129,14 +132,16 @@ def train(config: Config | str | Path, *, out: str | Path | None = None, overrid
     return run_dir
 
 
-def _lm_batches(config: Config, tokenizer: Tokenizer | None) -> tuple[Tokenizer, LMBatches]:
-    """The tokenizer (fitted to the corpus unless given) and the batch source of a language model."""
+def _lm_batches(config: Config, tokenizer: Tokenizer | None) -> tuple[Tokenizer, LMBatches | TBPTTBatches]:
+    """The tokenizer (fitted to the corpus unless given) and the batch source of a language model:
+    random windows, or for a recurrent model consecutive windows with its hidden state carried."""
     corpus = load_corpus(config.data.corpus)
     if tokenizer is None:
         tokenizer = fit_tokenizer(config, corpus.text)
     data = prepare_tokens(corpus.text, tokenizer, config.data.val_fraction)
     log.info("corpus %s: %d train / %d val tokens", config.data.corpus, len(data.train), len(data.val))
-    return tokenizer, LMBatches(data, config.train.batch_size, config.model.block_size)
+    source = TBPTTBatches if config.model.recurrent else LMBatches
+    return tokenizer, source(data, config.train.batch_size, config.model.block_size)
 
 
 def _eval_sample(model: nn.Module, tokenizer: Tokenizer, config: Config) -> str:
@@ -151,10 +156,11 @@ def load(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, Tokenizer
     return model, tokenizer
 
 
-def prompt_ids(tokenizer: Tokenizer, prompt: str, block_size: int) -> list[int]:
-    """The prompt's token ids; an empty prompt starts from a newline, as nanoGPT's sampler does."""
+def prompt_ids(tokenizer: Tokenizer, prompt: str, block_size: int | None) -> list[int]:
+    """The prompt's token ids; an empty prompt starts from a newline, as nanoGPT's sampler does.
+    A model with `block_size` None (recurrent) takes the whole prompt."""
     ids = tokenizer.encode(prompt or "\n")
-    if len(ids) > block_size:
+    if block_size is not None and len(ids) > block_size:
         log.warning("the prompt has %d tokens and the model's context is %d: only its last %d are used",
                     len(ids), block_size, block_size)
         ids = ids[-block_size:]
@@ -201,6 +207,21 @@ def stream_nats(logits_of: Callable[[Tensor], Tensor], tokens: np.ndarray, block
 
 
 @torch.inference_mode()
+def stream_nats_carried(model: nn.Module, tokens: np.ndarray, window: int, *,
+                        device: torch.device | str = "cpu") -> tuple[float, int]:
+    """`stream_nats` for a recurrent model: the whole split as ONE stream, in consecutive windows of
+    `window` tokens with the hidden state carried from each to the next, so the loss is exactly that
+    of one pass over the split (the window only sets the memory used)."""
+    total, count, state = 0.0, 0, None
+    for start in range(0, len(tokens) - 1, window):
+        chunk = torch.from_numpy(np.asarray(tokens[start:start + window + 1], dtype=np.int64)).to(device)[None]
+        logits, _, state = model(chunk[:, :-1], state=state, return_state=True)  # (1, T, V)
+        total += F.cross_entropy(logits[0].float(), chunk[0, 1:], reduction="sum").item()
+        count += chunk.shape[1] - 1
+    return total, count
+
+
+@torch.inference_mode()
 def evaluation_context(model: nn.Module, context: int | None) -> int:
     """The window length to evaluate `model` with: `context`, or its block_size when None.
 
@@ -208,7 +229,7 @@ def evaluation_context(model: nn.Module, context: int | None) -> int:
     sinusoidal, rotary, ALiBi, relative, none); learned positions end at block_size.
     """
     if context is None:
-        return model.block_size
+        return model.block_size or RECURRENT_WINDOW
     if context < 1:
         raise SeqlabError(f"context = {context}: the evaluation context must be a positive number of tokens")
     # Models without the attribute are taken to be bounded by their training context.
@@ -225,7 +246,9 @@ def evaluate(run_dir: str | Path, *, corpus: str | None = None, split: str = "va
 
     The split is cut as in training (the last `data.val_fraction` of the text); `split="all"` takes the
     whole text. Windows of `context` tokens (default: the model's `block_size`) do not overlap, so every
-    token is predicted once; see `evaluation_context` for contexts longer than training's.
+    token is predicted once; see `evaluation_context` for contexts longer than training's. A recurrent
+    model reads the split as one stream with its hidden state carried across windows (default
+    `RECURRENT_WINDOW` tokens), so its loss is exact and does not depend on the window.
     """
     model, tokenizer, config = load_run(run_dir, resolve_device(device))
     if config.model.family == "encoder_decoder":
@@ -243,8 +266,11 @@ def evaluate(run_dir: str | Path, *, corpus: str | None = None, split: str = "va
     tokens = tokenizer.encode_array(text)
     if len(tokens) < 2:
         raise SeqlabError(f"the {split} split has {len(tokens)} token(s): nothing to evaluate")
-    total, count = stream_nats(lambda x: model(x)[0], tokens, window, batch_size=batch_size,
-                               device=next(model.parameters()).device)
+    device = next(model.parameters()).device
+    if config.model.recurrent:  # one stream, the state carried: exact whatever the window
+        total, count = stream_nats_carried(model, tokens, window, device=device)
+    else:
+        total, count = stream_nats(lambda x: model(x)[0], tokens, window, batch_size=batch_size, device=device)
     loss = total / count
     return {"corpus": corpus or config.data.corpus, "split": split, "loss": loss, "perplexity": math.exp(loss),
             # The first token is never predicted: count the characters of the tokens that are.

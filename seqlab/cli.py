@@ -165,6 +165,32 @@ def _add_llm_table(experiments) -> None:
     llm.set_defaults(handler=_llm_table, overrides_allowed=True)
 
 
+def _parens(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab.experiments.parens import ParensSetup, render_table, run_parens, write_reports
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    setup = ParensSetup(steps=args.steps, seed=args.seed, eval_every=max(1, min(100, args.steps // 10)),
+                        n_val=min(1000, args.test_size), n_test=args.test_size)
+    results = run_parens(models, out=args.out, setup=setup, progress=not args.no_progress)
+    print(render_table(results))
+    print("\nsaved " + ", ".join(str(p) for p in write_reports(results, args.out)))
+    return 0
+
+
+def _add_parens(experiments) -> None:
+    from seqlab.experiments.parens import MODELS
+    parens = experiments.add_parser(
+        "parens", help="Elman, gated RNN, GRU, LSTM and a Transformer on coloured parentheses")
+    parens.add_argument("--models", default=",".join(MODELS), help="comma-separated (default: all)")
+    parens.add_argument("--steps", type=int, default=1500, help="training steps of each model (default 1500)")
+    parens.add_argument("--seed", type=int, default=0, help="data, batches and initial weights")
+    parens.add_argument("--test-size", type=int, default=2000, help="held-out sequences per range of lengths "
+                                                                   "(default 2000; validation: up to 1000)")
+    parens.add_argument("--out", default="runs/parens", help="one run per model in OUT/MODEL, and the "
+                                                           "reports (default runs/parens)")
+    parens.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parens.set_defaults(handler=_parens)
+
+
 def _presets(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab.config import preset_names
     print("\n".join(preset_names()))
@@ -270,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     shannon.add_argument("--out", help="also write the report as Markdown into this folder")
     shannon.set_defaults(handler=_experiment)
     _add_llm_table(experiments)
+    _add_parens(experiments)
 
     presets = commands.add_parser("presets", help="list the shipped presets")
     presets.set_defaults(handler=_presets)

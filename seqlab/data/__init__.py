@@ -8,9 +8,11 @@
 from seqlab.data.batches import iter_eval_windows, sample_batch
 from seqlab.data.cache import TokenData, encode_cached, prepare_tokens, token_dtype
 from seqlab.data.corpus import Corpus, load_corpus, split_text
+from seqlab.data.tbptt import TBPTTBatches
 
 __all__ = [
     "Corpus",
+    "TBPTTBatches",
     "TokenData",
     "encode_cached",
     "iter_eval_windows",

@@ -1,6 +1,7 @@
 """The training loop: knows nothing about model families.
 
-It takes a model whose `forward(x, y)` returns `(output, loss)`, a batch source, and a `TrainConfig`,
+It takes a model whose `forward(x, y)` returns `(output, loss)` (or more, e.g. a final hidden state
+that the batch source's optional `carry` hook keeps), a batch source, and a `TrainConfig`,
 and owns the optimizer, the schedule, evaluation, logging and checkpoints of one run directory.
 Resuming restores weights, optimizer moments, the batch sampler's random state and torch's, so on CPU
 a resumed run repeats the uninterrupted run's losses exactly.
@@ -35,10 +36,15 @@ class BatchSource(Protocol):
 
     tokens_per_char: dict[str, float]  # per split, turns nats per token into bits per character
 
-    def sample(self, split: str, generator: torch.Generator) -> tuple[Tensor | tuple[Tensor, ...], Tensor]:
-        """(inputs, targets): the trainer calls model(inputs, targets), or model(*inputs, targets)
-        when inputs is a tuple (an encoder–decoder's source, target and masks); the model returns
-        (output, loss)."""
+    def sample(self, split: str, generator: torch.Generator) -> tuple[Tensor | tuple | dict, Tensor]:
+        """(inputs, targets): the trainer calls model(inputs, targets), model(*inputs, targets)
+        when inputs is a tuple (an encoder–decoder's source, target and masks), or
+        model(**inputs, targets=targets) when it is a dict; the model returns (output, loss, ...).
+
+        Two optional members: `carry(model_output)`, called after each training forward (truncated
+        BPTT keeps the final hidden state there), and `sample_eval(split, generator)`, which
+        `estimate_loss` draws from instead of `sample` when present, so evaluating never disturbs
+        a stateful training stream."""
 
 
 @dataclass
@@ -130,9 +136,10 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         total = torch.zeros((), device=self.device)
+        draw = getattr(self.batches, "sample_eval", self.batches.sample)
         for _ in range(self.config.eval_steps):
-            x, y = self.batches.sample(split, generator)
-            total += self._loss(x, y).float()
+            x, y = draw(split, generator)
+            total += self._forward(x, y)[1].float()
         self.model.train(was_training)
         return total.item() / self.config.eval_steps
 
@@ -164,9 +171,13 @@ class Trainer:
         lr = learning_rate(self.step, config)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        carry = getattr(self.batches, "carry", None)
         for _ in range(config.grad_accum_steps):
             x, y = self.batches.sample("train", self.generator)
-            loss = self._loss(x, y)
+            output = self._forward(x, y)
+            if carry is not None:
+                carry(output)
+            loss = output[1]
             (loss / config.grad_accum_steps).backward()
             self.tokens_seen += y.numel()
         if config.grad_clip > 0:
@@ -176,11 +187,22 @@ class Trainer:
         self.step += 1
         return loss.detach()
 
-    def _loss(self, x: Tensor | tuple[Tensor | None, ...], y: Tensor) -> Tensor:
-        """The model's loss on one batch: model(x, y), or model(*x, y) for a tuple."""
+    def _forward(self, x: Tensor | tuple | dict, y: Tensor) -> tuple:
+        """The model's output on one batch, (output, loss, ...): model(x, y), model(*x, y) for a
+        tuple, model(**x, targets=y) for a dict."""
+        targets = y.to(self.device, non_blocking=True)
+        if isinstance(x, dict):
+            return self.model(**{k: self._to_device(v) for k, v in x.items()}, targets=targets)
         inputs = x if isinstance(x, tuple) else (x,)
-        inputs = tuple(t if t is None else t.to(self.device, non_blocking=True) for t in inputs)
-        return self.model(*inputs, y.to(self.device, non_blocking=True))[1]
+        return self.model(*(self._to_device(t) for t in inputs), targets)
+
+    def _to_device(self, value):
+        """Tensors (also inside tuples, such as a hidden state) on the training device; the rest as is."""
+        if isinstance(value, Tensor):
+            return value.to(self.device, non_blocking=True)
+        if isinstance(value, tuple):
+            return tuple(self._to_device(v) for v in value)
+        return value
 
     def _log_batch(self, loss: Tensor, bar: tqdm) -> None:
         value = loss.item()  # the only read of a device value between evaluations

@@ -1,0 +1,290 @@
+"""Coloured parentheses: Elman, gated RNN, GRU, LSTM and a Transformer encoder, trained alike.
+
+The lectures' comparison on `seqlab.data.parens` (is a sequence of five colours of brackets
+balanced?): every model is a many-to-one classifier trained by the same `Trainer` with the same budget
+— the same steps, batch size, learning-rate schedule, training batches (one seed) and initial seed —
+and roughly the same number of parameters (the table reports them; the recurrent widths in `WIDTHS`
+are chosen for about 19.5k each, the Transformer's `transformer_config` lands near them).
+
+* the recurrent models are `RecurrentEncoder`s (one layer) classified from the state after the last
+  real token (`pooling="last"`);
+* the Transformer is a `TransformerEncoder` with rotary positions (relative, so defined at any
+  length) classified from the mean of its states; it has the same embedding width as the LSTM.
+
+Training sequences have lengths `train_lengths` (2–20 by default). Test accuracy is measured on fresh
+held-out sets at the training lengths and at each range of `test_lengths` beyond them (22–40, 42–60),
+where no model has seen a sequence that long. Validation accuracy is measured at every evaluation (a
+`Trainer` subclass) and saved beside the trainer's `metrics.csv` as `accuracy.csv`.
+
+`write_reports` saves the table as `parens.md` and `parens.csv` and draws `parens.png`: the training
+loss (the trainer's estimates) and the validation accuracy of every model against steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from seqlab.config import ModelConfig, TrainConfig
+from seqlab.data.parens import VOCAB_SIZE, Labelled, ParensBatches, collate_parens, make_parens_dataset
+from seqlab.errors import SeqlabError
+from seqlab.files import atomic_path, atomic_write_text
+from seqlab.models.encoder import SequenceClassifier, TransformerEncoder
+from seqlab.models.recurrent_encoder import RecurrentEncoder
+from seqlab.training.metrics import MetricsLog
+from seqlab.training.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+MODELS = ("rnn", "gated", "gru", "lstm", "transformer")
+LABELS = {"rnn": "Elman RNN", "gated": "gated RNN", "gru": "GRU", "lstm": "LSTM", "transformer": "Transformer"}
+# Hidden widths giving about 19.5k parameters each (embedding, recurrence and head): the weights grow
+# with the number of gate blocks (1, 2, 3, 4), so the Elman network gets the widest state.
+WIDTHS = {"rnn": 96, "gated": 68, "gru": 56, "lstm": 48}
+REPORT_NAMES = ("parens.md", "parens.csv", "parens.png")
+
+
+@dataclass(frozen=True)
+class ParensSetup:
+    """The shared budget and data of one comparison."""
+
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 3e-3  # warm-up then cosine decay to lr/10, the trainer's schedule
+    warmup_steps: int = 100
+    eval_every: int = 100
+    train_lengths: tuple[int, int] = (2, 20)
+    test_lengths: tuple[tuple[int, int], ...] = ((22, 40), (42, 60))  # beyond the training lengths
+    n_train: int = 20_000
+    n_val: int = 1_000  # validation accuracy during training, at the training lengths
+    n_test: int = 2_000  # per range of lengths
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise SeqlabError(f"{name} = {getattr(self, name)}: it must be positive")
+        for name in ("n_train", "n_val", "n_test"):  # half balanced, half not
+            if getattr(self, name) < 2 or getattr(self, name) % 2:
+                raise SeqlabError(f"{name} = {getattr(self, name)}: it must be even and at least 2")
+
+    @property
+    def ranges(self) -> tuple[tuple[int, int], ...]:
+        """The test ranges: the training lengths first, then the longer ones."""
+        return (self.train_lengths, *self.test_lengths)
+
+    @property
+    def max_len(self) -> int:
+        return max(high for _, high in self.ranges)
+
+    def train_config(self) -> TrainConfig:
+        # No weight decay: the trainer decays linear layers only, which would touch the Transformer's
+        # weights but not the recurrent ones.
+        return TrainConfig(batch_size=self.batch_size, max_steps=self.steps, lr=self.lr, min_lr=self.lr / 10,
+                           warmup_steps=min(self.warmup_steps, self.steps // 10), weight_decay=0.0,
+                           eval_every=self.eval_every, eval_steps=10, checkpoint_every=0,
+                           log_every=min(10, self.steps), sample_tokens=0, seed=self.seed, device="cpu")
+
+
+def transformer_config(setup: ParensSetup) -> ModelConfig:
+    """Two layers of width 32 with rotary positions, defined at every test length."""
+    return ModelConfig(n_layer=2, n_head=2, d_model=32, block_size=setup.max_len, position="rope")
+
+
+def build_classifier(name: str, setup: ParensSetup) -> SequenceClassifier:
+    """The many-to-one classifier `name` (one of `MODELS`), its weights drawn from `setup.seed`."""
+    torch.manual_seed(setup.seed)  # every model starts from the same seed, whatever the order
+    if name == "transformer":
+        return SequenceClassifier(TransformerEncoder(transformer_config(setup), VOCAB_SIZE), 2, pooling="mean")
+    if name not in WIDTHS:
+        raise SeqlabError(f"unknown model {name!r}; choose among {', '.join(MODELS)}")
+    encoder = RecurrentEncoder(name, VOCAB_SIZE, WIDTHS[name], n_layer=1)
+    return SequenceClassifier(encoder, 2, pooling="last")
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, data: Labelled, *, batch_size: int = 500) -> float:
+    """The fraction of `data` whose label `model.predict` gets right."""
+    sequences, labels = data
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = 0
+    for start in range(0, len(sequences), batch_size):
+        idx, mask, y = collate_parens(sequences[start:start + batch_size], labels[start:start + batch_size])
+        correct += int((model.predict(idx.to(device), mask.to(device)).cpu() == y).sum())
+    model.train(was_training)
+    return correct / max(len(sequences), 1)
+
+
+class AccuracyTrainer(Trainer):
+    """The `Trainer`, also measuring accuracy on `val_set` at each evaluation: `self.accuracy` holds
+    (step, accuracy) pairs, also written to `accuracy.csv` in the run directory."""
+
+    def __init__(self, *args, val_set: Labelled, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.val_set = val_set
+        self.accuracy: list[tuple[int, float]] = []
+
+    def evaluate(self) -> float:
+        val_loss = super().evaluate()
+        self.accuracy.append((self.step, accuracy(self.model, self.val_set)))
+        log.info("step %d: val accuracy %.3f", self.step, self.accuracy[-1][1])
+        atomic_write_text(self.run_dir / "accuracy.csv",
+                          "step,val_accuracy\n" + "".join(f"{s},{a:.6f}\n" for s, a in self.accuracy))
+        return val_loss
+
+
+@dataclass(frozen=True)
+class ParensResult:
+    """One model's row of the table, and its curves for the plot."""
+
+    model: str
+    parameters: int
+    steps: int
+    train_seconds: float
+    test_accuracy: dict[str, float]  # "2-20" → accuracy on the held-out set of those lengths
+    loss_curve: list[tuple[int, float]] = field(repr=False)  # (step, training loss estimate)
+    accuracy_curve: list[tuple[int, float]] = field(repr=False)  # (step, validation accuracy)
+
+
+def _range_name(lengths: tuple[int, int]) -> str:
+    return f"{lengths[0]}-{lengths[1]}"
+
+
+def make_datasets(setup: ParensSetup) -> tuple[Labelled, Labelled, dict[str, Labelled]]:
+    """(train, val, test sets by range name), each drawn from its own seed."""
+    low, high = setup.train_lengths
+    train = make_parens_dataset(setup.n_train, min_len=low, max_len=high, seed=setup.seed)
+    val = make_parens_dataset(setup.n_val, min_len=low, max_len=high, seed=setup.seed + 1)
+    tests = {_range_name(r): make_parens_dataset(setup.n_test, min_len=r[0], max_len=r[1], seed=setup.seed + 2 + i)
+             for i, r in enumerate(setup.ranges)}
+    return train, val, tests
+
+
+def run_parens(models: Sequence[str] = MODELS, *, out: str | Path, setup: ParensSetup = ParensSetup(),
+               progress: bool = True) -> list[ParensResult]:
+    """Train each model into `out/MODEL` on the same batches and measure it (see the module docstring)."""
+    if not models:
+        raise SeqlabError("no models to compare")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise SeqlabError(f"unknown model {unknown[0]!r}; choose among {', '.join(MODELS)}")
+    out = Path(out)
+    train, val, tests = make_datasets(setup)
+    results = []
+    for index, name in enumerate(models, start=1):
+        model = build_classifier(name, setup)
+        parameters = sum(p.numel() for p in model.parameters())
+        log.info("parens %d/%d: %s, %s parameters", index, len(models), LABELS[name], f"{parameters:,}")
+        trainer = AccuracyTrainer(model, ParensBatches(train, val, setup.batch_size), setup.train_config(),
+                                  out / name, device=torch.device("cpu"), progress=progress,
+                                  title=f"parens {LABELS[name]}", val_set=val)
+        start = time.perf_counter()
+        trainer.fit()
+        seconds = time.perf_counter() - start
+        rows = MetricsLog(out / name / "metrics.csv").rows()
+        results.append(ParensResult(
+            model=name, parameters=parameters, steps=trainer.step, train_seconds=seconds,
+            test_accuracy={r: accuracy(model, data) for r, data in tests.items()},
+            loss_curve=[(int(row["step"]), float(row["loss"])) for row in rows if row["split"] == "train"],
+            accuracy_curve=list(trainer.accuracy)))
+        log.info("%s: test accuracy %s", LABELS[name],
+                 ", ".join(f"{a:.3f} at {r}" for r, a in results[-1].test_accuracy.items()))
+    return results
+
+
+# ---- reports --------------------------------------------------------------------------------------
+
+
+def _headers(results: Sequence[ParensResult]) -> list[str]:
+    ranges = list(results[0].test_accuracy)
+    return ["model", "parameters", *(f"acc {r}" for r in ranges), "seconds"]
+
+
+def _cells(r: ParensResult) -> list[str]:
+    return [LABELS[r.model], f"{r.parameters:,}", *(f"{a:.3f}" for a in r.test_accuracy.values()),
+            f"{r.train_seconds:.0f}"]
+
+
+def _caption(results: Sequence[ParensResult]) -> str:
+    ranges = list(results[0].test_accuracy)
+    return (f"Coloured parentheses, {results[0].steps} steps each; trained on lengths {ranges[0]}, "
+            f"test accuracy on held-out sequences of each range of lengths (chance 0.5)")
+
+
+def render_table(results: Sequence[ParensResult]) -> str:
+    """The table as aligned plain text, numbers right-aligned."""
+    rows = [_headers(results), *map(_cells, results)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [_caption(results), ""]
+    for n, row in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def to_markdown(results: Sequence[ParensResult]) -> str:
+    headers = _headers(results)
+    lines = [_caption(results) + ".", "", "| " + " | ".join(headers) + " |",
+             "|---|" + "---:|" * (len(headers) - 1)]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in results]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(results: Sequence[ParensResult]) -> str:
+    """One row per model, full precision: accuracy columns `acc_LOW_HIGH`."""
+    buffer = io.StringIO()
+    names = [f"acc_{r.replace('-', '_')}" for r in results[0].test_accuracy]
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["model", "parameters", "steps", *names, "train_seconds"])
+    for r in results:
+        writer.writerow([r.model, r.parameters, r.steps, *r.test_accuracy.values(), f"{r.train_seconds:.3f}"])
+    return buffer.getvalue()
+
+
+def plot(results: Sequence[ParensResult], path: Path) -> None:
+    """Training loss (left) and validation accuracy (right) of every model against steps."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (losses, accuracies) = plt.subplots(1, 2, figsize=(12, 4.5), dpi=110)
+    for i, r in enumerate(results):
+        style = dict(marker="o", ms=2.5, lw=1.5, color=f"C{i % 10}", label=LABELS[r.model])
+        if r.loss_curve:
+            losses.plot(*zip(*r.loss_curve), **style)
+        if r.accuracy_curve:
+            accuracies.plot(*zip(*r.accuracy_curve), **style)
+    losses.set_ylabel("training loss (nats, estimate)")
+    accuracies.set_ylabel(f"validation accuracy (lengths {next(iter(results[0].test_accuracy))})")
+    accuracies.axhline(0.5, color="0.6", lw=0.8, ls="--")
+    for ax in (losses, accuracies):
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(_caption(results).split(";")[0])
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def write_reports(results: Sequence[ParensResult], out: str | Path) -> list[Path]:
+    """`parens.md`, `parens.csv` and `parens.png` in `out`; returns their paths."""
+    out = Path(out)
+    paths = [out / name for name in REPORT_NAMES]
+    atomic_write_text(paths[0], to_markdown(results))
+    atomic_write_text(paths[1], to_csv(results))
+    plot(results, paths[2])
+    return paths
+

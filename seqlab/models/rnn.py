@@ -1,0 +1,123 @@
+"""The recurrent language model (char-rnn; Elman 1990, Hochreiter & Schmidhuber 1997, Cho et al. 2014).
+
+    idx → tok_emb → n_layer × recurrent layer (dropout between layers) → dropout → lm_head → logits
+
+The recurrent stack is one of `seqlab.nn`'s torch.nn-compatible layers, chosen by `model.family`:
+`rnn` (Elman, `model.nonlinearity`), `gated` (the lectures' GatedRNN), `gru`, `lstm`; its width is
+`d_model` for the embedding and the hidden state alike, so the output layer can be tied to the
+embedding (`tie_embeddings`). The reference for parity is the same model on `torch.nn.LSTM`, which
+loads our state dict as is (see tests/models/test_rnn.py and benchmarks/bench_rnn.py).
+
+State: a tuple of (L, B, H) tensors, `(h,)` or, for the LSTM, `(h, c)`. It is passed in and returned,
+never kept on the module. `forward(..., state=s, return_state=True)` continues from `s` and also
+returns the final state, which is how truncated BPTT (`seqlab.data.tbptt`) and exact evaluation
+(`seqlab.api.evaluate`) carry it from one window to the next.
+
+Stepper protocol (what `seqlab.generate` drives): `block_size` is None (a recurrent model has no
+context limit, so sampling never re-primes: the hidden state carries the whole past),
+`new_state(B, device)` → zeros, `step(tokens, state)` → (last-position logits, final state).
+
+State-dict keys: `tok_emb.weight`, `rnn.weight_ih_l{k}` ... (torch.nn's names), `lm_head.weight`
+(the embedding when tied), `lm_head.bias` when `bias`.
+
+Dimensions: B batch · T time · D model width = H hidden width · L layers · V vocab.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seqlab.config.schema import ModelConfig
+from seqlab.nn.recurrent import GRU, LSTM, RNN, GatedRNN
+
+State = tuple[Tensor, ...]
+
+
+def build_recurrent(config: ModelConfig) -> nn.Module:
+    """The batch-first recurrent stack that `config.family` names: n_layer layers of width d_model."""
+    kwargs = dict(bias=config.bias, batch_first=True, dropout=config.dropout if config.n_layer > 1 else 0.0)
+    size = (config.d_model, config.d_model, config.n_layer)
+    match config.family:
+        case "rnn":
+            return RNN(*size, nonlinearity=config.nonlinearity, **kwargs)
+        case "gated":
+            return GatedRNN(*size, **kwargs)
+        case "gru":
+            return GRU(*size, **kwargs)
+        case "lstm":
+            return LSTM(*size, **kwargs)
+    raise ValueError(f"model.family = {config.family!r} is not a recurrent family")
+
+
+class RNNLM(nn.Module):
+    """A recurrent language model over tokens.
+
+    >>> model = RNNLM(ModelConfig(family="lstm", n_layer=2, d_model=16), vocab_size=10)
+    >>> logits, loss, state = model(torch.zeros(3, 5, dtype=torch.long), state=model.new_state(3),
+    ...                             return_state=True)
+    >>> logits.shape, [tuple(s.shape) for s in state]
+    (torch.Size([3, 5, 10]), [(2, 3, 16), (2, 3, 16)])
+    """
+
+    block_size = None  # no context limit: see the module docstring
+
+    def __init__(self, config: ModelConfig, vocab_size: int) -> None:
+        super().__init__()
+        if vocab_size < 1:
+            raise ValueError(f"vocab_size must be positive, got {vocab_size}")
+        self.config = config
+        self.vocab_size = vocab_size
+        self.dropout = config.dropout  # after the last layer; the stack applies it between layers
+        self.tok_emb = nn.Embedding(vocab_size, config.d_model)
+        self.rnn = build_recurrent(config)
+        self.lm_head = nn.Linear(config.d_model, vocab_size, bias=config.bias)
+        if config.tie_embeddings:
+            # A tied embedding is also the output layer: N(0, 1) rows would give logits of size √D.
+            nn.init.normal_(self.tok_emb.weight, std=config.d_model ** -0.5)
+            self.lm_head.weight = self.tok_emb.weight
+
+    def forward(self, idx: Tensor, targets: Tensor | None = None, state: State | None = None, *,
+                return_state: bool = False) -> tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor | None, State]:
+        """idx (B, T) → (logits (B, T, V), mean cross-entropy or None[, final state]).
+
+        `targets` (B, T) may use -1 for positions to ignore. `state` continues a sequence (zeros if
+        None); `return_state` adds the final state, a tuple of (L, B, H) tensors.
+        """
+        x = self.tok_emb(idx)  # (B, T, D)
+        hx = None if state is None else (state if len(state) > 1 else state[0])
+        x, h_n = self.rnn(x, hx)  # (B, T, H); h_n (L, B, H) or the LSTM's pair
+        if self.training and self.dropout > 0.0:
+            x = F.dropout(x, self.dropout, training=True)
+        logits = self.lm_head(x)  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.reshape(-1), ignore_index=-1)
+        if not return_state:
+            return logits, loss
+        return logits, loss, tuple(h_n) if isinstance(h_n, tuple) else (h_n,)
+
+    # --- the stepper protocol of seqlab.generate -------------------------------------------------
+
+    def new_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        """The zero state: `rnn.state_size` tensors of shape (L, B, H)."""
+        shape = (self.config.n_layer, batch_size, self.config.d_model)
+        dtype = self.tok_emb.weight.dtype
+        return tuple(torch.zeros(shape, device=device, dtype=dtype) for _ in range(self.rnn.state_size))
+
+    def step(self, tokens: Tensor, state: State | None) -> tuple[Tensor, State | None]:
+        """tokens (B, T) → (logits at the last position (B, V), state).
+
+        With a state the tokens continue it and the final state is returned; with None they are the
+        whole context, run from the zero state, and no state is kept (the recompute path).
+        """
+        logits, _, final = self(tokens, state=state, return_state=True)  # (B, T, V)
+        return logits[:, -1], (None if state is None else final)
+
+    def generate(self, idx: Tensor, max_new_tokens: int, **options) -> Tensor:
+        """Continue idx (B, T) by `max_new_tokens` tokens → (B, T + max_new_tokens); options as
+        `seqlab.generate.generate` (temperature, top_k, top_p, use_cache, seed)."""
+        from seqlab.generate.sampling import generate  # generate sits above models
+
+        return generate(self, idx, max_new_tokens, **options)

@@ -1,0 +1,80 @@
+"""The parentheses experiment end to end on a tiny budget, through the CLI: one run per model, and
+reports (CSV, Markdown, PNG) with finite numbers that agree with each other."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+
+import pytest
+import torch
+
+from seqlab.cli import main
+from seqlab.experiments.parens import WIDTHS, ParensSetup, build_classifier
+
+SEED = 5
+MODELS = ("rnn", "lstm", "transformer")
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    """The experiment run once through the CLI: (out folder, printed text)."""
+    out = tmp_path_factory.mktemp("parens") / "out"
+    stdout = io.StringIO()  # capsys is function-scoped: redirect by hand
+    with contextlib.redirect_stdout(stdout):
+        code = main(["experiment", "parens", "--models", ",".join(MODELS), "--steps", "4", "--seed", str(SEED),
+                     "--test-size", "40",
+                     "--out", str(out), "--no-progress"])
+    assert code == 0
+    return out, stdout.getvalue()
+
+
+def test_reports_are_written_with_finite_numbers(experiment):
+    out, printed = experiment
+    for name in ("parens.md", "parens.csv", "parens.png"):
+        assert (out / name).stat().st_size > 0
+        assert str(out / name) in printed
+    with open(out / "parens.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["model"] for r in rows] == list(MODELS)
+    accuracy_columns = [c for c in rows[0] if c.startswith("acc_")]
+    assert accuracy_columns == ["acc_2_20", "acc_22_40", "acc_42_60"]
+    for row in rows:
+        assert int(row["steps"]) == 4
+        for column in accuracy_columns:
+            assert 0.0 <= float(row[column]) <= 1.0 and math.isfinite(float(row[column]))
+    markdown = (out / "parens.md").read_text(encoding="utf-8")
+    for row in rows:
+        assert f"{int(row['parameters']):,}" in markdown and f"{float(row['acc_42_60']):.3f}" in markdown
+
+
+def test_each_model_has_a_run_with_accuracy_and_loss_curves(experiment):
+    out, _ = experiment
+    for name in MODELS:
+        with open(out / name / "accuracy.csv", encoding="utf-8", newline="") as handle:
+            curve = list(csv.DictReader(handle))
+        assert [int(r["step"]) for r in curve][0] == 0 and int(curve[-1]["step"]) == 4
+        assert all(0.0 <= float(r["val_accuracy"]) <= 1.0 for r in curve)
+        with open(out / name / "metrics.csv", encoding="utf-8", newline="") as handle:
+            losses = [float(r["loss"]) for r in csv.DictReader(handle) if r["split"] == "train"]
+        assert losses and all(math.isfinite(v) for v in losses)
+
+
+def test_models_have_similar_parameter_counts():
+    counts = {name: sum(p.numel() for p in build_classifier(name, ParensSetup()).parameters())
+              for name in (*WIDTHS, "transformer")}
+    assert max(counts.values()) < 1.4 * min(counts.values()), counts
+
+
+def test_models_start_from_the_seed():
+    setup = ParensSetup(seed=SEED)
+    first, second = build_classifier("gated", setup), build_classifier("gated", setup)
+    for a, b in zip(first.parameters(), second.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_unknown_model_is_a_user_error(tmp_path, capsys):
+    assert main(["experiment", "parens", "--models", "rnn,cnn", "--steps", "2", "--out", str(tmp_path)]) == 2
+    assert "unknown model 'cnn'" in capsys.readouterr().err
