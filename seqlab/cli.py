@@ -34,13 +34,17 @@ def _train(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+def _read_text(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SeqlabError(f"cannot read {what} file {path}: {exc}") from None
+
+
 def _sample_options(args: argparse.Namespace, defaults):
     prompt = args.prompt
     if args.prompt_file is not None:
-        try:
-            prompt = Path(args.prompt_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SeqlabError(f"cannot read prompt file {args.prompt_file}: {exc}") from None
+        prompt = _read_text(args.prompt_file, "prompt")
     given = {"prompt": prompt, "max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
              "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed, "num_samples": args.num_samples,
              "stop": args.stop}
@@ -215,12 +219,7 @@ def _inspect(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab.files import atomic_write_text
     from seqlab.inspect import neuron_page, trace_neurons
     from seqlab.runs import load_run
-    text = args.text
-    if args.text_file is not None:
-        try:
-            text = Path(args.text_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SeqlabError(f"cannot read text file {args.text_file}: {exc}") from None
+    text = args.text if args.text_file is None else _read_text(args.text_file, "text")
     if not text:
         raise SeqlabError("inspect needs a text: --text \"...\" or --text-file FILE")
     model, tokenizer, _ = load_run(args.run_dir)
