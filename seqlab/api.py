@@ -221,7 +221,6 @@ def stream_nats_carried(model: nn.Module, tokens: np.ndarray, window: int, *,
     return total, count
 
 
-@torch.inference_mode()
 def evaluation_context(model: nn.Module, context: int | None) -> int:
     """The window length to evaluate `model` with: `context`, or its block_size when None.
 
@@ -240,6 +239,7 @@ def evaluation_context(model: nn.Module, context: int | None) -> int:
     return context
 
 
+@torch.inference_mode()
 def evaluate(run_dir: str | Path, *, corpus: str | None = None, split: str = "val", device: str = "cpu",
              batch_size: int = 32, context: int | None = None) -> dict[str, float | int | str]:
     """Loss, perplexity and bits per character of a run over a whole split of a corpus.

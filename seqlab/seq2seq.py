@@ -18,6 +18,7 @@ from seqlab.config import Config
 from seqlab.data.seq2seq import (
     BOS,
     EOS,
+    EncodedPairs,
     Pair,
     Seq2SeqBatches,
     collate,
@@ -27,7 +28,7 @@ from seqlab.data.seq2seq import (
 )
 from seqlab.errors import ConfigError, SeqlabError
 from seqlab.generate.sampling import generate
-from seqlab.models.encoder_decoder import EncoderDecoder
+from seqlab.models.encoder_decoder import EncoderDecoder, Seq2SeqStepper
 from seqlab.tokenizers import Tokenizer, train_tokenizer
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,19 @@ def seq2seq_batches(config: Config, tokenizer: Tokenizer | None) -> tuple[Tokeni
     return tokenizer, batches
 
 
+def _decode(model: EncoderDecoder, tokenizer: Tokenizer, stepper: Seq2SeqStepper, encoded: EncodedPairs, *,
+            max_new_tokens: int, **sampling) -> list[str]:
+    """Targets decoded from BOS until EOS for the sources `stepper` was made for (model in eval mode)."""
+    device = stepper.memory_kv[0][0].device
+    start = torch.full((stepper.batch_size, 1), encoded.bos, dtype=torch.long, device=device)
+    out = generate(stepper, start, min(max_new_tokens, model.block_size - 1), **sampling)
+    texts = []
+    for row in out[:, 1:].tolist():
+        ids = row[:row.index(encoded.eos)] if encoded.eos in row else row
+        texts.append(tokenizer.decode(ids))
+    return texts
+
+
 @torch.inference_mode()
 def translate(model: EncoderDecoder, tokenizer: Tokenizer, sources: Sequence[str], *, max_new_tokens: int = 64,
               temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
@@ -71,16 +85,10 @@ def translate(model: EncoderDecoder, tokenizer: Tokenizer, sources: Sequence[str
         encoded = encode_pairs([(s, "") for s in sources], tokenizer.encode, block_size=model.config.block_size)
         (src, _, src_mask, _), _ = collate(encoded, range(len(sources)))
         stepper = model.stepper_for(src.to(device), src_mask.to(device))
-        start = torch.full((len(sources), 1), encoded.bos, dtype=torch.long, device=device)
-        steps = min(max_new_tokens, model.block_size - 1)
-        out = generate(stepper, start, steps, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        return _decode(model, tokenizer, stepper, encoded, max_new_tokens=max_new_tokens, temperature=temperature,
+                       top_k=top_k, top_p=top_p, seed=seed)
     finally:
         model.train(was_training)
-    texts = []
-    for row in out[:, 1:].tolist():
-        ids = row[:row.index(encoded.eos)] if encoded.eos in row else row
-        texts.append(tokenizer.decode(ids))
-    return texts
 
 
 def sample_translations(model: EncoderDecoder, tokenizer: Tokenizer, config: Config, n: int = 3) -> str:
@@ -94,20 +102,33 @@ def sample_translations(model: EncoderDecoder, tokenizer: Tokenizer, config: Con
 def evaluate_pairs(model: EncoderDecoder, tokenizer: Tokenizer, pairs: Sequence[Pair], *,
                    batch_size: int = 64) -> dict[str, float | int]:
     """Teacher-forced loss (nats per target token, end token included), exact-match and token accuracy
-    of greedy decoding over `pairs`."""
+    of greedy decoding over `pairs` (in eval mode)."""
     if not pairs:
         raise SeqlabError("no pairs to evaluate")
+    was_training = model.training
+    model.eval()
+    try:
+        return _score_pairs(model, tokenizer, pairs, batch_size)
+    finally:
+        model.train(was_training)
+
+
+def _score_pairs(model: EncoderDecoder, tokenizer: Tokenizer, pairs: Sequence[Pair],
+                 batch_size: int) -> dict[str, float | int]:
     device = next(model.parameters()).device
     encoded = encode_pairs(pairs, tokenizer.encode, block_size=model.config.block_size)
     total, count, exact, right, tokens = 0.0, 0, 0, 0, 0
     for start in range(0, len(pairs), batch_size):
         indices = range(start, min(start + batch_size, len(pairs)))
         inputs, targets = collate(encoded, indices)
-        logits, _ = model(*(t.to(device) for t in inputs))
+        src, tgt_in, src_mask, tgt_mask = (t.to(device) for t in inputs)
+        # The source is encoded once for both the teacher-forced loss and greedy decoding.
+        stepper = model.stepper_for(src, src_mask)
+        logits = model.decode(tgt_in, stepper.memory_kv, stepper.memory_mask, tgt_mask=tgt_mask)
         total += F.cross_entropy(logits.flatten(0, 1).float(), targets.to(device).flatten(), ignore_index=-1,
                                  reduction="sum").item()
         count += int((targets >= 0).sum())
-        outputs = translate(model, tokenizer, [pairs[i][0] for i in indices], max_new_tokens=model.block_size)
+        outputs = _decode(model, tokenizer, stepper, encoded, max_new_tokens=model.block_size, temperature=0.0)
         for i, output in zip(indices, outputs):
             expected = pairs[i][1]
             exact += output == expected

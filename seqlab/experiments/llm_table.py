@@ -35,7 +35,9 @@ from pathlib import Path
 from seqlab import api
 from seqlab.config import Config, ModelConfig, load_config
 from seqlab.errors import SeqlabError
-from seqlab.files import atomic_path, atomic_write_text
+from seqlab.experiments import tables
+from seqlab.experiments.tables import markdown_table, text_table
+from seqlab.files import atomic_path
 from seqlab.runs import read_config, run_step
 from seqlab.training.metrics import MetricsLog
 
@@ -177,22 +179,13 @@ def _budget_line(results: Sequence[LLMResult]) -> str:
 
 def render_table(results: Sequence[LLMResult]) -> str:
     """The table as aligned plain text, numbers right-aligned, with the token budget above it."""
-    rows = [HEADERS, *map(_cells, results)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
     title = f"Decoder presets trained alike ({_budget_line(results)}; bits/char over the whole validation split)"
-    lines = [title, ""]
-    for n, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
-                               for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join([title, "", *text_table(HEADERS, [_cells(r) for r in results], left=2)])
 
 
 def to_markdown(results: Sequence[LLMResult]) -> str:
     lines = [f"{_budget_line(results).capitalize()}; bits/char over the whole validation split.", "",
-             "| " + " | ".join(HEADERS) + " |", "|---|---|---:|---:|---:|---:|"]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in results]
+             *markdown_table(HEADERS, [_cells(r) for r in results], left=2)]
     return "\n".join(lines) + "\n"
 
 
@@ -242,9 +235,5 @@ def plot(results: Sequence[LLMResult], path: Path) -> None:
 
 def write_reports(results: Sequence[LLMResult], out: str | Path) -> list[Path]:
     """`llm-table.md`, `llm-table.csv` and `llm-table.png` in `out`; returns their paths."""
-    out = Path(out)
-    paths = [out / name for name in REPORT_NAMES]
-    atomic_write_text(paths[0], to_markdown(results))
-    atomic_write_text(paths[1], to_csv(results))
-    plot(results, paths[2])
-    return paths
+    return tables.write_reports(out, REPORT_NAMES, to_markdown(results), to_csv(results),
+                                lambda path: plot(results, path))

@@ -36,6 +36,8 @@ from torch import nn
 from seqlab.config import ModelConfig, TrainConfig
 from seqlab.data.parens import VOCAB_SIZE, Labelled, ParensBatches, collate_parens, make_parens_dataset
 from seqlab.errors import SeqlabError
+from seqlab.experiments import tables
+from seqlab.experiments.tables import markdown_table, text_table
 from seqlab.files import atomic_path, atomic_write_text
 from seqlab.models.encoder import SequenceClassifier, TransformerEncoder
 from seqlab.models.recurrent_encoder import RecurrentEncoder
@@ -223,21 +225,11 @@ def _caption(results: Sequence[ParensResult]) -> str:
 
 def render_table(results: Sequence[ParensResult]) -> str:
     """The table as aligned plain text, numbers right-aligned."""
-    rows = [_headers(results), *map(_cells, results)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [_caption(results), ""]
-    for n, row in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join([_caption(results), "", *text_table(_headers(results), [_cells(r) for r in results])])
 
 
 def to_markdown(results: Sequence[ParensResult]) -> str:
-    headers = _headers(results)
-    lines = [_caption(results) + ".", "", "| " + " | ".join(headers) + " |",
-             "|---|" + "---:|" * (len(headers) - 1)]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in results]
+    lines = [_caption(results) + ".", "", *markdown_table(_headers(results), [_cells(r) for r in results])]
     return "\n".join(lines) + "\n"
 
 
@@ -281,10 +273,6 @@ def plot(results: Sequence[ParensResult], path: Path) -> None:
 
 def write_reports(results: Sequence[ParensResult], out: str | Path) -> list[Path]:
     """`parens.md`, `parens.csv` and `parens.png` in `out`; returns their paths."""
-    out = Path(out)
-    paths = [out / name for name in REPORT_NAMES]
-    atomic_write_text(paths[0], to_markdown(results))
-    atomic_write_text(paths[1], to_csv(results))
-    plot(results, paths[2])
-    return paths
+    return tables.write_reports(out, REPORT_NAMES, to_markdown(results), to_csv(results),
+                                lambda path: plot(results, path))
 

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from seqlab.config.schema import ModelConfig
 from seqlab.errors import ConfigError
-from seqlab.interop.hf_config import HFConfig
+from seqlab.interop.hf_config import HFConfig, require_axes
 from seqlab.interop.tensor_map import TensorMap
 
 MODEL_TYPE = "gpt2"
@@ -70,11 +70,7 @@ def check_exportable(config: ModelConfig) -> None:
     """Raise a ConfigError naming the first axis a GPT-2 cannot express."""
     needs = {"family": ("transformer",), "norm": ("layernorm",), "norm_position": ("pre",),
              "activation": tuple(_EXPORT_ACTIVATIONS), "parallel_block": (False,)}
-    for axis, allowed in needs.items():
-        value = getattr(config, axis)
-        if value not in allowed:
-            raise ConfigError(f"model.{axis} = {value!r} cannot be exported: Hugging Face's GPT-2 "
-                              f"(learned positions) needs {' or '.join(repr(a) for a in allowed)}")
+    require_axes(config, needs, "Hugging Face's GPT-2 (learned positions)")
     if config.kv_heads != config.n_head:
         raise ConfigError(f"model.n_kv_head = {config.n_kv_head} cannot be exported: Hugging Face's GPT-2 "
                           f"(learned positions) needs as many key/value heads as heads (0)")

@@ -55,3 +55,13 @@ class HFConfig:
 def json_repr(value: Any) -> str:
     """A value as config.json writes it (null, true, "text")."""
     return json.dumps(value)
+
+
+def require_axes(config: Any, needs: Mapping[str, tuple], target: str) -> None:
+    """Raise a ConfigError naming the first `model.<axis>` of `config` (a ModelConfig) whose value is
+    not among those `needs[axis]` allows for exporting as `target` (e.g. "Hugging Face's LLaMA")."""
+    for axis, allowed in needs.items():
+        value = getattr(config, axis)
+        if value not in allowed:
+            raise ConfigError(f"model.{axis} = {value!r} cannot be exported: {target} needs "
+                              f"{' or '.join(repr(a) for a in allowed)}")

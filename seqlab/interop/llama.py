@@ -28,7 +28,7 @@ from torch import Tensor
 
 from seqlab.config.schema import ModelConfig
 from seqlab.errors import ConfigError
-from seqlab.interop.hf_config import HFConfig, json_repr
+from seqlab.interop.hf_config import HFConfig, json_repr, require_axes
 from seqlab.interop.tensor_map import TensorMap
 
 MODEL_TYPE = "llama"
@@ -86,11 +86,7 @@ def check_exportable(config: ModelConfig) -> None:
     """Raise a ConfigError naming the first axis a LLaMA cannot express."""
     needs = {"family": ("transformer",), "norm": ("rmsnorm",), "norm_position": ("pre",),
              "activation": ("swiglu",), "parallel_block": (False,), "bias": (False,)}
-    for axis, allowed in needs.items():
-        value = getattr(config, axis)
-        if value not in allowed:
-            raise ConfigError(f"model.{axis} = {value!r} cannot be exported: Hugging Face's LLaMA "
-                              f"(rope positions) needs {' or '.join(repr(a) for a in allowed)}")
+    require_axes(config, needs, "Hugging Face's LLaMA (rope positions)")
 
 
 def config_to_hf(config: ModelConfig, vocab_size: int) -> dict:

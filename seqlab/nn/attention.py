@@ -142,6 +142,13 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor, *, dropout_p: float = 0.0)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
 
+def _merge_heads(out: nn.Linear, y: Tensor, dropout_p: float) -> Tensor:
+    """Head outputs y (B, H, T, Dh) → (B, T, H·Dh) → the output projection, with residual dropout."""
+    B, H, T, Dh = y.shape
+    y = out(y.transpose(1, 2).reshape(B, T, H * Dh))  # (B, T, D)
+    return F.dropout(y, dropout_p, training=True) if dropout_p > 0.0 else y
+
+
 def _check_heads(d_model: int, n_head: int, n_kv_head: int) -> None:
     if d_model % n_head:
         raise ValueError(f"d_model = {d_model} is not a multiple of n_head = {n_head}")
@@ -177,7 +184,7 @@ class SelfAttention(nn.Module):
         With `cache_layer`, the new keys/values are written into it and the queries attend to the
         cached prefix as well (S = cached + T); the caller advances the cache's length.
         """
-        B, T, D = x.shape
+        B, T, _ = x.shape
         H, G, Dh = self.n_head, self.n_kv_head, self.head_dim
         q, k, v = self.qkv(x).split((H * Dh, G * Dh, G * Dh), dim=-1)
         q = q.view(B, T, H, Dh).transpose(1, 2)  # (B, H, T, Dh)
@@ -189,10 +196,7 @@ class SelfAttention(nn.Module):
             k, v = cache_layer.append(k, v)  # (B, G, S, Dh), S = cached + T
         dropout_p = self.dropout if self.training else 0.0
         y, weights = attend(q, k, v, inputs, dropout_p=dropout_p, need_weights=need_weights)
-        y = self.out(y.transpose(1, 2).reshape(B, T, D))  # (B, H, T, Dh) → (B, T, D)
-        if dropout_p > 0.0:
-            y = F.dropout(y, dropout_p, training=True)
-        return y, weights
+        return _merge_heads(self.out, y, dropout_p), weights
 
 
 class CrossAttention(nn.Module):
@@ -227,12 +231,9 @@ class CrossAttention(nn.Module):
 
         memory_mask: additive (B, 1, 1, S) mask over source positions (padding), or None.
         """
-        B, T, D = x.shape
+        B, T, _ = x.shape
         q = self.q(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, Dh)
         dropout_p = self.dropout if self.training else 0.0
         inputs = AttentionInputs(None, memory_mask, False)
         y, weights = attend(q, *memory_kv, inputs, dropout_p=dropout_p, need_weights=need_weights)
-        y = self.out(y.transpose(1, 2).reshape(B, T, D))  # (B, T, D)
-        if dropout_p > 0.0:
-            y = F.dropout(y, dropout_p, training=True)
-        return y, weights
+        return _merge_heads(self.out, y, dropout_p), weights

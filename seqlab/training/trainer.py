@@ -4,7 +4,8 @@ It takes a model whose `forward(x, y)` returns `(output, loss)` (or more, e.g. a
 that the batch source's optional `carry` hook keeps), a batch source, and a `TrainConfig`,
 and owns the optimizer, the schedule, evaluation, logging and checkpoints of one run directory.
 Resuming restores weights, optimizer moments, the batch sampler's random state and torch's, so on CPU
-a resumed run repeats the uninterrupted run's losses exactly.
+a resumed run repeats the uninterrupted run's losses exactly (except for a stateful source such as
+truncated BPTT, whose streams and carried state restart at the beginning).
 """
 
 from __future__ import annotations
