@@ -43,7 +43,8 @@ from seqlab.runs import (
     write_run_files,
 )
 from seqlab.tokenizers import Tokenizer, source_vocab_size, train_tokenizer
-from seqlab.training import Trainer, resolve_device
+from seqlab.training import Trainer, distributed, resolve_device
+from seqlab.training.threads import use_threads
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +101,25 @@ def _resume_config(run_dir: Path, overrides: Sequence[str]) -> Config:
 
 def train(config: Config | str | Path, *, out: str | Path | None = None, overrides: Sequence[str] = (),
           resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
-    """Train a model from a Config, a TOML file or a preset name; returns its run directory."""
+    """Train a model from a Config, a TOML file or a preset name; returns its run directory.
+
+    Under torchrun (several processes) each process trains its share of every batch and rank 0
+    alone writes the run directory (see `seqlab.training.distributed`)."""
+    world = distributed.world_from_env()
     run_dir = Path(out) if out is not None else _default_out(config)
     tokenizer = None
     if resume and (run_dir / "config.toml").is_file():
         config = _resume_config(run_dir, overrides)
         tokenizer = read_tokenizer(run_dir)
     else:
-        if resume:
+        if resume and world.main:
             log.warning("%s has no run to resume: starting a new one", run_dir)
         config = _resolve(config, overrides)
-        prepare_run_dir(run_dir, overwrite=overwrite)
+        if world.main:
+            prepare_run_dir(run_dir, overwrite=overwrite)
+    if config.model.classical and world.distributed:
+        raise SeqlabError(f"model.family = {config.model.family!r} is fitted by counting, in one process: "
+                          "run it without torchrun")
     if config.model.classical:  # fitted by counting or EM: no trainer, no checkpoints
         tokenizer, batches = _lm_batches(config, None)
         write_run_files(run_dir, config, tokenizer)
@@ -123,15 +132,22 @@ def train(config: Config | str | Path, *, out: str | Path | None = None, overrid
     else:
         tokenizer, batches = _lm_batches(config, tokenizer)
         sampler = lambda m: _eval_sample(m, tokenizer, config)  # noqa: E731
-    write_run_files(run_dir, config, tokenizer)
+    if world.main:
+        write_run_files(run_dir, config, tokenizer)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model, tokenizer.vocab_size, source_vocab_size=source_vocab_size(tokenizer))
-    device = resolve_device(config.train.device)
-    log.info("training %s (%.2fM parameters) on %s", config.model.family,
-             sum(p.numel() for p in model.parameters()) / 1e6, device)
-    trainer = Trainer(model, batches, config.train, run_dir, device=device, progress=progress,
-                      sampler=sampler, title=run_dir.name)
-    result = trainer.fit(resume=resume)
+    device = distributed.start(world, resolve_device(config.train.device))
+    n_params = sum(p.numel() for p in model.parameters())
+    threads = use_threads(config.train.threads, params=n_params, processes=world.size,
+                          tokens=config.train.batch_size * config.model.block_size // world.size)
+    log.info("training %s (%.2fM parameters) on %s%s", config.model.family, n_params / 1e6, device,
+             f" with {threads} thread(s)" if device.type == "cpu" else "")
+    try:
+        trainer = Trainer(model, batches, config.train, run_dir, device=device, progress=progress,
+                          sampler=sampler, title=run_dir.name, world=world)
+        result = trainer.fit(resume=resume)
+    finally:
+        distributed.stop(world)
     if result.interrupted:
         log.warning("stopped at step %d with a checkpoint; continue with: seqlab train --out %s --resume",
                     result.step, run_dir)
@@ -258,6 +274,9 @@ def evaluate(run_dir: str | Path, *, corpus: str | None = None, split: str = "va
     `RECURRENT_WINDOW` tokens), so its loss is exact and does not depend on the window.
     """
     model, tokenizer, config = load_run(run_dir, resolve_device(device))
+    if isinstance(model, nn.Module):  # whole batches of windows (or pairs) per forward
+        use_threads(config.train.threads, params=sum(p.numel() for p in model.parameters()),
+                    tokens=batch_size * (context or config.model.block_size))
     if config.model.seq2seq:
         if corpus is not None or context is not None:
             raise SeqlabError("a seq2seq run is evaluated on its own pairs: drop --corpus and --context")

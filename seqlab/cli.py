@@ -56,6 +56,7 @@ def _sample(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab.runs import load_run
     from seqlab.training import resolve_device
     model, tokenizer, config = load_run(args.run_dir, resolve_device(args.device))
+    _decode_threads(model)
     options = _sample_options(args, config.sample)
     if config.model.classical:
         from seqlab.classical_runs import sample_text
@@ -94,6 +95,7 @@ def _translate(args: argparse.Namespace, overrides: list[str]) -> int:
         raise SeqlabError("translate needs a text or --file FILE (one source per line), not both")
     sources = [args.text] if args.text is not None else _read_text(args.file, "source").splitlines()
     model, tokenizer, config = load_run(args.run_dir, resolve_device(args.device))
+    _decode_threads(model)
     if not config.model.seq2seq:
         raise SeqlabError(f"{args.run_dir} is a {config.model.family} language model: use seqlab sample")
     outputs = translate(model, tokenizer, sources, max_new_tokens=args.max_new_tokens,
@@ -105,6 +107,16 @@ def _translate(args: argparse.Namespace, overrides: list[str]) -> int:
         path = plot_source_alignment(model, tokenizer, sources[0], args.plot)
         print(f"alignment of the first source saved in {path}", file=sys.stderr)
     return 0
+
+
+def _decode_threads(model) -> None:
+    """Threads for decoding one token per step (see seqlab.training.threads); counting models
+    (n-gram, HMM) run in numpy and are left alone."""
+    from torch import nn
+
+    from seqlab.training.threads import use_threads
+    if isinstance(model, nn.Module):
+        use_threads(params=sum(p.numel() for p in model.parameters()), tokens=1)
 
 
 def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -218,26 +230,39 @@ def _parens(args: argparse.Namespace, overrides: list[str]) -> int:
 
 def _pos(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab.data.conllu import locate_ud_ewt, read_conllu
-    from seqlab.tagging import HMMTagger
+    from seqlab.tagging import HMMTagger, cross_validate
     folder = Path(args.data) if args.data else locate_ud_ewt()
     train = read_conllu(folder / "en_ewt-ud-dev.conllu")
+    if args.held_out:
+        result, folds = cross_validate(train, smoothing=args.smoothing)
+        print(f"bigram HMM tagger, 5 folds of UD English EWT dev ({len(train):,} sentences): each fifth "
+              f"tagged after training on the rest ({result['n_words']:,} words in all)")
+        _print_tag_accuracy(result)
+        print("  per fold: " + ", ".join(f"{r['accuracy']:.4f}" for r in folds))
+        return 0
     test = read_conllu(folder / "en_ewt-ud-test.conllu")
     tagger = HMMTagger().fit(train, smoothing=args.smoothing)
     result = tagger.accuracy(test)
     print(f"bigram HMM tagger, trained on UD English EWT dev ({len(train):,} sentences), Viterbi on test "
           f"({result['n_words']:,} words)")
-    print(f"  tag accuracy {result['accuracy']:.4f}: known words {result['known_accuracy']:.4f} "
-          f"({result['n_known']:,}), unknown words {result['unknown_accuracy']:.4f} ({result['n_unknown']:,})")
+    _print_tag_accuracy(result)
     if args.out:
         tagger.save(Path(args.out) / "tagger.json")
         print(f"saved {Path(args.out) / 'tagger.json'}")
     return 0
 
 
+def _print_tag_accuracy(result: dict) -> None:
+    print(f"  tag accuracy {result['accuracy']:.4f}: known words {result['known_accuracy']:.4f} "
+          f"({result['n_known']:,}), unknown words {result['unknown_accuracy']:.4f} ({result['n_unknown']:,})")
+
+
 def _add_pos(experiments) -> None:
     pos = experiments.add_parser("pos", help="part-of-speech tagging with a bigram HMM on UD English EWT")
     pos.add_argument("--data", help="the ud-english-ewt folder (default: found in the data folders)")
     pos.add_argument("--smoothing", type=float, default=0.01, help="add-k of the emissions (default 0.01)")
+    pos.add_argument("--held-out", action="store_true",
+                     help="score on held-out fifths of dev (5-fold, for tuning) instead of on test")
     pos.add_argument("--out", help="also save the tagger as OUT/tagger.json")
     pos.set_defaults(handler=_pos)
 
@@ -311,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="seqlab", description="Sequence models from n-grams to GPT: train, sample, evaluate.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for torch, anywhere on the line (default: chosen for the "
+                             "model size and the cores other processes leave free)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = commands.add_parser("train", help="train a model from a config file or preset",
@@ -448,11 +476,34 @@ def _setup_logging(quiet: bool) -> None:
     root.propagate = False
 
 
+def _take_threads(argv: list[str]) -> list[str]:
+    """Remove `--threads N` (or `--threads=N`), accepted anywhere on the line, and apply it."""
+    from seqlab.training.threads import set_command_line_threads
+    rest, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--threads" or arg.startswith("--threads="):
+            if arg == "--threads":
+                if i + 1 >= len(argv):
+                    raise SeqlabError("--threads needs a number of threads, e.g. --threads 1")
+                value, i = argv[i + 1], i + 2
+            else:
+                value, i = arg.split("=", 1)[1], i + 1
+            if not value.isdigit() or int(value) < 1:
+                raise SeqlabError(f"--threads {value!r}: expected a positive number of CPU threads")
+            set_command_line_threads(int(value))
+            continue
+        rest.append(arg)
+        i += 1
+    return rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted anywhere on the line, not only before the command
     argv = [a for a in argv if a != "--debug"]
     try:
+        argv = _take_threads(argv)
         rest, overrides = _split_overrides(argv)
         args = build_parser().parse_args(rest)
         _setup_logging(args.quiet)

@@ -81,7 +81,10 @@ def _check_value(key: str, value: Any, annotation: Any) -> Any:
                 return _check_value(key, value, option)
             except ConfigError as exc:
                 errors.append(exc)
-        raise errors[0]
+        if len(errors) == 1:
+            raise errors[0]
+        described = " or ".join(_describe(a) for a in typing.get_args(annotation) if a is not type(None))
+        raise ConfigError(f"{key} = {value!r} is not allowed: expected {described}")
     ok = {
         bool: isinstance(value, bool),
         int: isinstance(value, int) and not isinstance(value, bool),

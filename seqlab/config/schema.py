@@ -207,12 +207,21 @@ class TrainConfig:
     sample_tokens: int = 200  # length of the sample written at each evaluation; 0 for none
     seed: int = 1337
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    # Arithmetic of the forward and backward passes (weights and optimizer stay float32):
+    # bfloat16 and float16 run under autocast; float16 (GPU only) adds a gradient scaler. auto:
+    # bfloat16 where the hardware computes it natively (CUDA with bf16, CPUs with AVX512-BF16/AMX).
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    # torch.compile the training forward: auto compiles on CUDA only (on CPU the small models this
+    # runs gain little for a long first step); true forces it, false never. Falls back to eager, with
+    # a warning, where compilation fails.
+    compile: bool | Literal["auto"] = "auto"
+    threads: int = 0  # CPU threads for torch; 0 picks them (seqlab.training.threads)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_steps", "grad_accum_steps", "eval_steps", "log_every"):
             value = getattr(self, name)
             _require(value >= 1, f"train.{name}", value, "a positive integer")
-        for name in ("warmup_steps", "lr_decay_steps", "eval_every", "checkpoint_every", "sample_tokens"):
+        for name in ("warmup_steps", "lr_decay_steps", "eval_every", "checkpoint_every", "sample_tokens", "threads"):
             value = getattr(self, name)
             _require(value >= 0, f"train.{name}", value, "an integer of at least 0")
         _require(self.lr > 0, "train.lr", self.lr, "a positive number")

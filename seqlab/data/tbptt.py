@@ -42,6 +42,8 @@ class TBPTTBatches:
     data: TokenData
     batch_size: int
     block_size: int
+    # The streams this process trains on (data-parallel training gives each process its rows).
+    rows: slice = field(default_factory=lambda: slice(None), init=False)
     _step: int = field(default=0, init=False)  # k, the window index within the streams
     _state: tuple[Tensor, ...] | None = field(default=None, init=False)
 
@@ -71,7 +73,7 @@ class TBPTTBatches:
     def window(self, k: int) -> tuple[Tensor, Tensor]:
         """x, y (int64, (B, T)) of window k: row b reads tokens b·S + k·T .. b·S + k·T + T."""
         B, T = self.batch_size, self.block_size
-        starts = np.arange(B) * self.stream_length + k * T  # (B,)
+        starts = (np.arange(B) * self.stream_length + k * T)[self.rows]  # (B,), or this process's rows
         index = starts[:, None] + np.arange(T + 1)  # (B, T+1)
         rows = np.asarray(self.data.train[index], dtype=np.int64)  # (B, T+1)
         return (torch.from_numpy(np.ascontiguousarray(rows[:, :-1])),

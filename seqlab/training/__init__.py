@@ -1,5 +1,6 @@
 """Training: the Trainer loop, AdamW and its schedule, checkpoints, metrics, devices."""
 
+from seqlab.training import distributed, precision, threads
 from seqlab.training.checkpoint import (
     latest_checkpoint,
     load_weights,
