@@ -32,7 +32,7 @@ from seqlab.data import (
     split_text,
 )
 from seqlab.errors import SeqlabError
-from seqlab.generate.sampling import iter_generate
+from seqlab.generate.sampling import generate, iter_generate
 from seqlab.generate.stream import TextStream
 from seqlab.models import build_model
 from seqlab.runs import (
@@ -210,6 +210,23 @@ def stream_sample(model: nn.Module, tokenizer: Tokenizer, options: SampleConfig,
     tail = stream.flush()
     if tail:
         yield tail
+
+
+def sample_many(model: nn.Module, tokenizer: Tokenizer, options: SampleConfig, *,
+                use_cache: bool = True) -> list[str]:
+    """`options.num_samples` samples after the same prompt, generated together as one batch (one
+    forward per token for all of them), each cut after `options.stop`. Rows draw from one seeded
+    generator, so the samples differ from those `stream_sample` draws one at a time."""
+    ids = prompt_ids(tokenizer, options.prompt, model.block_size)
+    device = next(model.parameters()).device
+    idx = torch.tensor([ids] * options.num_samples, dtype=torch.long, device=device)  # (N, T)
+    out = generate(model, idx, options.max_new_tokens, temperature=options.temperature,
+                   top_k=options.top_k or None, top_p=options.top_p, use_cache=use_cache, seed=options.seed)
+    texts = []
+    for row in out[:, len(ids):].tolist():
+        stream = TextStream(tokenizer, stop=options.stop)
+        texts.append(options.prompt + stream.push(row) + stream.flush())
+    return texts
 
 
 @torch.inference_mode()

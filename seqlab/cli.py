@@ -76,6 +76,10 @@ def _sample(args: argparse.Namespace, overrides: list[str]) -> int:
                             temperature=options.temperature, top_k=options.top_k or None, top_p=options.top_p,
                             seed=options.seed + index)[0])
         return 0
+    if options.num_samples > 1:  # one batch: N samples for little more than the time of one
+        texts = api.sample_many(model, tokenizer, options, use_cache=not args.no_cache)
+        sys.stdout.write("\n---------------\n".join(texts) + "\n")
+        return 0
     for index in range(options.num_samples):
         if index:
             sys.stdout.write("\n---------------\n")

@@ -126,6 +126,15 @@ def test_sample_stop_string_and_greedy(workspace, capsys):
     cached, uncached = (run_cli(capsys, "sample", str(run), "--temperature", "0", "--max-new-tokens", "40", *extra)[1]
                         for extra in ((), ("--no-cache",)))
     assert cached == uncached
+    # several samples come from one batch: greedy rows are all the single greedy sample, each cut at --stop
+    code, out, _ = run_cli(capsys, "sample", str(run), "--temperature", "0", "--max-new-tokens", "40",
+                           "--num-samples", "3")
+    assert code == 0 and out.split("\n---------------\n") == [cached.rstrip("\n")] * 2 + [cached]
+    code, out, _ = run_cli(capsys, "sample", str(run), "--num-samples", "4", "--stop", " ", "--prompt", "t",
+                           "--max-new-tokens", "60")
+    samples = out.rstrip("\n").split("\n---------------\n")
+    assert code == 0 and len(samples) == 4 and all(s.startswith("t") and s.count(" ") <= 1 for s in samples)
+    assert len(set(samples)) > 1  # sampled rows differ
 
 
 def test_long_prompt_is_cropped_with_a_warning(workspace, capsys):
