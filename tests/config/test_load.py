@@ -22,7 +22,9 @@ def test_shakespeare_char_preset_is_nanogpts_cpu_configuration():
     config = load_config("shakespeare-char")
     m, t = config.model, config.train
     assert (m.n_layer, m.n_head, m.d_model, m.block_size, m.dropout) == (4, 4, 128, 64, 0.0)
-    assert (t.batch_size, t.max_steps, t.lr, t.min_lr, t.warmup_steps, t.eval_steps) == (12, 2000, 1e-3, 1e-4, 100, 20)
+    # nanoGPT's but for the learning rate (2e-3, not 1e-3) and the precision (see the preset's comment)
+    assert (t.batch_size, t.max_steps, t.lr, t.min_lr, t.warmup_steps, t.eval_steps) == (12, 2000, 2e-3, 1e-4, 100, 20)
+    assert t.dtype == "auto"
     assert t.decay_steps == 2000
     assert config.tokenizer.kind == "char" and config.data.corpus == "shakespeare"
 
