@@ -5,7 +5,8 @@ positions) is made with `transformers`, saved, and imported with `seqlab.interop
 continue a one-token prompt greedily with their KV caches: `GPT2LMHeadModel.generate(do_sample=False,
 use_cache=True)` and `seqlab.generate.generate(temperature=0)` (which drives the `FunctionalStepper`
 for GPT-2-shaped models). Rounds are interleaved; medians are reported. The two must produce the same
-tokens, or the comparison means nothing; the result records it.
+tokens, or the comparison means nothing; the result records it. The peak memory of one generation
+for each, above the built models, is measured in a fresh process (`common.peak_memory`).
 
     python -m benchmarks.bench_hf_generate
 """
@@ -16,7 +17,16 @@ import tempfile
 
 import torch
 
-from benchmarks.common import interleave, print_table, rate_rows, save, summary, timed
+from benchmarks.common import (
+    interleave,
+    memory_cell,
+    peak_memory,
+    print_table,
+    rate_rows,
+    save,
+    summary,
+    timed,
+)
 from seqlab.generate import generate
 from seqlab.interop import from_hf
 
@@ -38,37 +48,54 @@ def _models():
     return hf, ours
 
 
+def _generators(hf, ours, new_tokens: int) -> dict:
+    """Callables that continue a one-token prompt greedily by `new_tokens` tokens, by contender."""
+    start = torch.zeros((1, 1), dtype=torch.long)
+
+    def hf_generate() -> torch.Tensor:
+        with torch.inference_mode():
+            return hf.generate(start, do_sample=False, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                               use_cache=True, pad_token_id=0)
+
+    def seqlab_generate() -> torch.Tensor:
+        return generate(ours, start, new_tokens, temperature=0, use_cache=True)
+
+    return {"transformers generate, KV cache": hf_generate, "seqlab generate, KV cache": seqlab_generate}
+
+
+def prepare_generation(contender: str, new_tokens: int):
+    """In a `peak_memory` child: build, warm up; return the work of one generation by `contender`."""
+    hf, ours = _models()
+    _generators(hf, ours, 2)[contender]()
+    return _generators(hf, ours, new_tokens)[contender]
+
+
 def run(new_tokens: int = 250, repeats: int = 5) -> dict:
     hf, ours = _models()
-    start = torch.zeros((1, 1), dtype=torch.long)
+    generators = _generators(hf, ours, new_tokens)
     outputs: dict[str, torch.Tensor] = {}
 
-    def hf_run() -> float:
+    def rate(name: str):
         def go() -> int:
-            with torch.inference_mode():
-                outputs["hf"] = hf.generate(start, do_sample=False, max_new_tokens=new_tokens,
-                                            min_new_tokens=new_tokens, use_cache=True, pad_token_id=0)
+            outputs[name] = generators[name]()
             return new_tokens
-        return timed(go)
+        return lambda: timed(go)
 
-    def seqlab_run() -> float:
-        def go() -> int:
-            outputs["seqlab"] = generate(ours, start, new_tokens, temperature=0, use_cache=True)
-            return new_tokens
-        return timed(go)
-
-    contenders = {"transformers generate, KV cache": hf_run, "seqlab generate, KV cache": seqlab_run}
+    contenders = {name: rate(name) for name in generators}
     for run_once in contenders.values():  # warm-up
         run_once()
-    same_tokens = outputs["hf"].tolist() == outputs["seqlab"].tolist()
+    same_tokens = (outputs["transformers generate, KV cache"].tolist()
+                   == outputs["seqlab generate, KV cache"].tolist())
     rates = interleave(contenders, repeats)
     result = {name: summary(values) for name, values in rates.items()}
+    memory = {name: peak_memory(prepare_generation, name, new_tokens) for name in result}
     base = result["transformers generate, KV cache"]["median"]
-    rows = rate_rows(result, "transformers generate, KV cache")
-    print_table(f"greedy generation of {new_tokens} tokens, GPT-2 {N_LAYER}x{N_EMBD}, batch 1 ({repeats} rounds, "
-                f"{torch.get_num_threads()} threads); same tokens: {same_tokens}",
-                rows, ["implementation", "tokens/s median", "tokens/s p90", "vs transformers"])
+    rows = [row + [memory_cell(memory[row[0]])] for row in rate_rows(result, "transformers generate, KV cache")]
+    print_table(f"greedy generation of {new_tokens} tokens, GPT-2 {N_LAYER}x{N_EMBD}, batch 1 ({repeats} rounds; "
+                f"peak MB of one generation, above the models); same tokens: {same_tokens}",
+                rows, ["implementation", "tokens/s median", "tokens/s p90", "vs transformers", "peak MB"])
     payload = {"new_tokens": new_tokens, "repeats": repeats, "same_tokens": same_tokens, "results": result,
+               "peak_memory": memory,
                "ratio_seqlab_vs_hf": result["seqlab generate, KV cache"]["median"] / base}
     save("hf_generate", payload)
     return payload

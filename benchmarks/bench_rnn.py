@@ -1,6 +1,7 @@
 """Training tokens/s of the `shakespeare-char-lstm` model: seqlab's LSTM (fast path) against the same
 RNNLM with its recurrent stack swapped for `torch.nn.LSTM` (same weights, same truncated-BPTT batches,
-same optimizer), interleaved on the same machine. The bar: seqlab at least 0.9x torch.nn."""
+same optimizer), interleaved on the same machine. The bar: seqlab at least 0.9x torch.nn. Also the
+peak memory of a few training steps for each, above the built model (`common.peak_memory`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ import time
 import torch
 from torch import nn
 
-from benchmarks.common import interleave, print_table, rate_rows, save, summary
+from benchmarks.common import (
+    interleave,
+    memory_cell,
+    peak_memory,
+    print_table,
+    rate_rows,
+    save,
+    summary,
+)
 from seqlab.api import fit_tokenizer
 from seqlab.config import load_config
 from seqlab.data import TBPTTBatches, load_corpus, prepare_tokens
@@ -32,24 +41,42 @@ def train_steps(model: nn.Module, batches: TBPTTBatches, steps: int, lr: float) 
     return tokens
 
 
-def run(steps: int = 20, repeats: int = 5) -> dict:
+def setup():
+    """The preset's config and its tokenized corpus: (config, data, vocab_size)."""
     config = load_config("shakespeare-char-lstm", ["train.device=cpu"])
     corpus = load_corpus(config.data.corpus)
     tokenizer = fit_tokenizer(config, corpus.text)
-    data = prepare_tokens(corpus.text, tokenizer, config.data.val_fraction)
+    return config, prepare_tokens(corpus.text, tokenizer, config.data.val_fraction), tokenizer.vocab_size
+
+
+def make(config, vocab_size: int, reference: bool) -> nn.Module:
+    """The preset's RNNLM in training mode; with `reference`, its recurrent stack is torch.nn.LSTM."""
+    m = config.model
+    torch.manual_seed(0)
+    model = build_model(m, vocab_size)
+    if reference:  # torch.nn.LSTM takes our state dict as is (same names and gate layout)
+        lstm = nn.LSTM(m.d_model, m.d_model, m.n_layer, batch_first=True, dropout=m.dropout)
+        lstm.load_state_dict(model.rnn.state_dict())
+        model.rnn = lstm
+    return model.train()
+
+
+def prepare_training(reference: bool, steps: int):
+    """In a `peak_memory` child: build, warm up; return the work of `steps` steps (a fresh optimizer,
+    so its state counts)."""
+    config, data, vocab_size = setup()
+    model = make(config, vocab_size, reference)
+    batches = TBPTTBatches(data, config.train.batch_size, config.model.block_size)
+    train_steps(model, batches, 2, config.train.lr)  # first-step allocations
+    return lambda: train_steps(model, batches, steps, config.train.lr)
+
+
+def run(steps: int = 20, repeats: int = 5, memory_steps: int = 3) -> dict:
+    config, data, vocab_size = setup()
     m, t = config.model, config.train
 
-    def make(reference: bool) -> nn.Module:
-        torch.manual_seed(0)
-        model = build_model(m, tokenizer.vocab_size)
-        if reference:  # torch.nn.LSTM takes our state dict as is (same names and gate layout)
-            lstm = nn.LSTM(m.d_model, m.d_model, m.n_layer, batch_first=True, dropout=m.dropout)
-            lstm.load_state_dict(model.rnn.state_dict())
-            model.rnn = lstm
-        return model.train()
-
     def rate(reference: bool) -> float:
-        model = make(reference)
+        model = make(config, vocab_size, reference)
         batches = TBPTTBatches(data, t.batch_size, m.block_size)
         train_steps(model, batches, 2, t.lr)  # first-step allocations
         start = time.perf_counter()
@@ -58,12 +85,14 @@ def run(steps: int = 20, repeats: int = 5) -> dict:
 
     rates = interleave({"seqlab": lambda: rate(False), "torch.nn.LSTM": lambda: rate(True)}, repeats)
     result = {name: summary(values) for name, values in rates.items()}
+    memory = {name: peak_memory(prepare_training, name == "torch.nn.LSTM", memory_steps) for name in result}
     ratio = result["seqlab"]["median"] / result["torch.nn.LSTM"]["median"]
-    rows = rate_rows(result, "torch.nn.LSTM")
+    rows = [row + [memory_cell(memory[row[0]])] for row in rate_rows(result, "torch.nn.LSTM")]
     print_table(f"training, shakespeare-char-lstm ({m.n_layer}x{m.d_model} LSTM, {steps} steps x {repeats} rounds, "
-                f"batch {t.batch_size}x{m.block_size}, {torch.get_num_threads()} threads)", rows,
-                ["implementation", "tokens/s median", "tokens/s p90", "vs torch.nn.LSTM"])
-    payload = {"steps": steps, "repeats": repeats, "results": result, "ratio_seqlab_vs_torch": ratio}
+                f"batch {t.batch_size}x{m.block_size}; peak MB of {memory_steps} steps, above the model)", rows,
+                ["implementation", "tokens/s median", "tokens/s p90", "vs torch.nn.LSTM", "peak MB"])
+    payload = {"steps": steps, "repeats": repeats, "memory_steps": memory_steps, "results": result,
+               "peak_memory": memory, "ratio_seqlab_vs_torch": ratio}
     save("rnn", payload)
     return payload
 

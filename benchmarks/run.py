@@ -8,24 +8,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_hf_generate, bench_hmm, bench_ngram, bench_rnn, bench_sample, bench_train  # noqa: E402
-from benchmarks.common import RESULTS, machine  # noqa: E402
+from benchmarks import (
+    bench_hf_generate,
+    bench_hmm,
+    bench_ngram,
+    bench_rnn,
+    bench_sample,
+    bench_scaling,
+    bench_train,
+)
+from benchmarks.common import RESULTS, machine_line
 
 
 def main() -> None:
-    info = machine()
-    print(f"machine: {info['cpu_count']} cpus, torch {info['torch']} with {info['torch_threads']} threads, "
-          f"load average {info['load_average'][0]:.2f}")
+    print(f"machine: {machine_line()}")
     train = bench_train.run()
     sample = bench_sample.run()
     hf_generate = bench_hf_generate.run()
+    scaling = bench_scaling.run()  # about a minute; also writes scaling.png
     rnn = bench_rnn.run()
     bench_ngram.run()
     bench_hmm.run()  # last: it sets torch to one thread for a like-for-like comparison with hmmlearn
     print(f"\ntraining: seqlab / nanogpt-style = {train['ratio_seqlab_vs_reference']:.2f}x; "
           f"sampling: KV cache / recompute = {sample['cache_speedup']:.2f}x; "
           f"greedy generation: seqlab / transformers = {hf_generate['ratio_seqlab_vs_hf']:.2f}x; "
-          f"LSTM training: seqlab / torch.nn = {rnn['ratio_seqlab_vs_torch']:.2f}x")
+          f"LSTM training: seqlab / torch.nn = {rnn['ratio_seqlab_vs_torch']:.2f}x; "
+          f"decoding at context {scaling['lengths'][-1]}: KV cache / recompute = "
+          f"{scaling['cache_speedup_at_longest']:.0f}x")
     print(f"results saved in {RESULTS}")
 
 
