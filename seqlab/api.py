@@ -106,6 +106,8 @@ def train(config: Config | str | Path, *, out: str | Path | None = None, overrid
     Under torchrun (several processes) each process trains its share of every batch and rank 0
     alone writes the run directory (see `seqlab.training.distributed`)."""
     world = distributed.world_from_env()
+    if not world.main:  # rank 0 reports for every process
+        logging.getLogger("seqlab").setLevel(max(logging.WARNING, logging.getLogger("seqlab").level))
     run_dir = Path(out) if out is not None else _default_out(config)
     tokenizer = None
     if resume and (run_dir / "config.toml").is_file():
