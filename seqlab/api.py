@@ -44,7 +44,7 @@ from seqlab.runs import (
 )
 from seqlab.tokenizers import Tokenizer, source_vocab_size, train_tokenizer
 from seqlab.training import Trainer, distributed, resolve_device
-from seqlab.training.threads import use_threads
+from seqlab.training.threads import ThreadGovernor, use_threads
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +140,15 @@ def train(config: Config | str | Path, *, out: str | Path | None = None, overrid
     model = build_model(config.model, tokenizer.vocab_size, source_vocab_size=source_vocab_size(tokenizer))
     device = distributed.start(world, resolve_device(config.train.device))
     n_params = sum(p.numel() for p in model.parameters())
-    threads = use_threads(config.train.threads, params=n_params, processes=world.size,
-                          tokens=config.train.batch_size * config.model.block_size // world.size)
+    step_tokens = config.train.batch_size * (config.model.block_size or 1) // world.size
+    threads = use_threads(config.train.threads, params=n_params, processes=world.size, tokens=step_tokens)
     log.info("training %s (%.2fM parameters) on %s%s", config.model.family, n_params / 1e6, device,
              f" with {threads} thread(s)" if device.type == "cpu" else "")
+    # A single process keeps adapting its threads to the machine; distributed ones keep their share.
+    governor = None if world.distributed else ThreadGovernor(config.train.threads, params=n_params, tokens=step_tokens)
     try:
         trainer = Trainer(model, batches, config.train, run_dir, device=device, progress=progress,
-                          sampler=sampler, title=run_dir.name, world=world)
+                          sampler=sampler, title=run_dir.name, world=world, threads=governor)
         result = trainer.fit(resume=resume)
     finally:
         distributed.stop(world)

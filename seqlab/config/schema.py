@@ -211,9 +211,9 @@ class TrainConfig:
     # bfloat16 and float16 run under autocast; float16 (GPU only) adds a gradient scaler. auto:
     # bfloat16 where the hardware computes it natively (CUDA with bf16, CPUs with AVX512-BF16/AMX).
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
-    # torch.compile the training forward: auto compiles on CUDA only (on CPU the small models this
-    # runs gain little for a long first step); true forces it, false never. Falls back to eager, with
-    # a warning, where compilation fails.
+    # torch.compile the training forward: auto compiles the decoder-only Transformer for runs of at
+    # least 500 steps (seqlab.training.precision); true forces it, false never. Falls back to eager,
+    # with a warning, where compilation fails.
     compile: bool | Literal["auto"] = "auto"
     threads: int = 0  # CPU threads for torch; 0 picks them (seqlab.training.threads)
 

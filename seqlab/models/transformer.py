@@ -53,6 +53,10 @@ class TransformerLM(nn.Module):
     (torch.Size([3, 5, 10]), torch.Size([]))
     """
 
+    # torch.compile traces its training forward into one graph (the recurrent models' loops over
+    # time would unroll into thousands of nodes): `train.compile = "auto"` may compile it.
+    compiles_well = True
+
     def __init__(self, config: ModelConfig, vocab_size: int) -> None:
         super().__init__()
         if vocab_size < 1:

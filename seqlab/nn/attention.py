@@ -92,11 +92,13 @@ def sdpa(q: Tensor, k: Tensor, v: Tensor, **options) -> Tensor:
     """`F.scaled_dot_product_attention`, run in float32 for half-precision inputs on the CPU: there
     its bfloat16 kernel's backward was measured 3.5× slower than float32's (15.4 against 4.4 ms a
     step on shakespeare-char), which outweighs everything autocast gains elsewhere."""
-    if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
+    if q.device.type == "cpu" and (q.dtype in (torch.bfloat16, torch.float16) or torch.is_autocast_enabled("cpu")):
         mask = options.get("attn_mask")
         if mask is not None and mask.is_floating_point():
             options["attn_mask"] = mask.float()
-        return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), **options).to(q.dtype)
+        with torch.autocast("cpu", enabled=False):  # autocast would cast the inputs back down
+            y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), **options)
+        return y.to(q.dtype)
     return F.scaled_dot_product_attention(q, k, v, **options)
 
 

@@ -8,6 +8,8 @@ thread kept 638. The policy:
 - a number asked for (`--threads N`, `train.threads = N`) is used as is;
 - otherwise the cores this process may run on (its CPU affinity) that other processes are not busy
   on right now (a 50 ms look at /proc/stat; the 1-minute load average where that is missing);
+- re-decided every few seconds of a long training run (`ThreadGovernor`), as other processes
+  come and go;
 - and one thread for small work: a step whose matrix products are too small to split (a model of
   `params` parameters on `tokens` tokens per step under `SMALL_WORK`), which includes decoding one
   token at a time from any model of the sizes seqlab trains on a CPU.
@@ -16,6 +18,7 @@ thread kept 638. The policy:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 
@@ -55,6 +58,61 @@ def busy_cores(window: float = 0.05) -> float:
     return max(0.0, (total - idle) / total * (os.cpu_count() or 1)) if total > 0 else 0.0
 
 
+def _own_ticks() -> int:
+    """CPU time this process has used (all its threads), in clock ticks like /proc/stat's."""
+    with open("/proc/self/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()  # after "pid (name)"
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+class ThreadGovernor:
+    """Re-decides torch's thread count during a long run: when other processes start to use the
+    cores, seqlab's threads would wait on each other at every operation, so it steps down; when
+    they stop, it steps back up. `check()` is cheap and looks at most every `interval` seconds at
+    what the other processes used since the previous look (the machine's busy time minus this
+    process's own). Off when the thread count was asked for or the work is small."""
+
+    def __init__(self, requested: int = 0, *, params: int = 0, tokens: int = 1, interval: float = 5.0) -> None:
+        self.active = _COMMAND_LINE == 0 and requested == 0 and params * tokens >= SMALL_WORK
+        self.interval = interval
+        self.cores = available_cores()
+        self._last = self._sample() if self.active else None
+
+    def _sample(self) -> tuple[float, list[int], int] | None:
+        try:
+            return time.monotonic(), _cpu_times(), _own_ticks()
+        except OSError:  # not Linux: no adapting
+            self.active = False
+            return None
+
+    def check(self) -> int | None:
+        """Adapt the thread count when due; returns the new count when it changed."""
+        if not self.active or time.monotonic() - self._last[0] < self.interval:
+            return None
+        now = self._sample()
+        if now is None:
+            return None
+        (_, first, own_first), (_, second, own_second) = self._last, now
+        self._last = now
+        total = sum(second) - sum(first)
+        busy = total - ((second[3] + second[4]) - (first[3] + first[4]))
+        if total <= 0:
+            return None
+        others = max(0.0, (busy - (own_second - own_first)) / total * (os.cpu_count() or 1))
+        n = _free(self.cores, others)
+        if n == torch.get_num_threads():
+            return None
+        torch.set_num_threads(n)
+        log.info("other processes use %.1f of %d cores: now %d thread(s)", others, self.cores, n)
+        return n
+
+
+def _free(cores: int, others: float) -> int:
+    """Threads to use when other processes keep `others` cores busy: every core another process
+    uses more than 30% of is left to it (a thread sharing a core stalls all the others)."""
+    return max(1, min(cores, cores - math.ceil(others - 0.3)))
+
+
 def _cpu_times() -> list[int]:
     with open("/proc/stat", encoding="ascii") as handle:
         fields = handle.readline().split()  # "cpu  user nice system idle iowait irq softirq ..."
@@ -79,7 +137,7 @@ def choose_threads(requested: int = 0, *, params: int = 0, tokens: int = 1, proc
     cores = available_cores()
     if processes > 1:  # they start together: each sees the others idle, so split the cores evenly
         return max(1, cores // processes)
-    return max(1, min(cores, round(cores - busy_cores())))
+    return _free(cores, busy_cores())
 
 
 def use_threads(requested: int = 0, *, params: int = 0, tokens: int = 1, processes: int = 1) -> int:

@@ -33,6 +33,7 @@ from seqlab.config import TrainConfig
 from seqlab.training import distributed, precision
 from seqlab.training.checkpoint import latest_checkpoint, save_checkpoint
 from seqlab.training.distributed import SINGLE, World
+from seqlab.training.threads import ThreadGovernor
 from seqlab.training.metrics import MetricsLog, plot_losses
 from seqlab.training.optim import build_optimizer, learning_rate
 
@@ -91,7 +92,8 @@ class _StopFlag:
 class Trainer:
     def __init__(self, model: nn.Module, batches: BatchSource, config: TrainConfig, run_dir: Path, *,
                  device: torch.device, sampler: Callable[[nn.Module], str] | None = None,
-                 progress: bool = True, title: str = "", world: World = SINGLE) -> None:
+                 progress: bool = True, title: str = "", world: World = SINGLE,
+                 threads: ThreadGovernor | None = None) -> None:
         self.model = model.to(device)  # the plain module: evaluated, sampled and saved
         self.batches = batches
         self.config = config
@@ -101,6 +103,7 @@ class Trainer:
         self.progress = progress and world.main
         self.title = title
         self.world = world
+        self.threads = threads  # adapts the CPU thread count to the machine's load as the run goes
         self.dtype = precision.resolve_dtype(config.dtype, device)
         self.scaler = precision.grad_scaler(device, self.dtype)
         self.optimizer = build_optimizer(self.model, config, device)
@@ -123,7 +126,7 @@ class Trainer:
             ids = [device.index] if device.type == "cuda" else None
             self._ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
             self.train_model = self._ddp
-        self._compiled = precision.wants_compile(config.compile, device)
+        self._compiled = precision.wants_compile(config.compile, device, model=self.model, steps=config.max_steps)
         if self._compiled:
             self.train_model = precision.compile_model(self.train_model)
 
@@ -337,6 +340,8 @@ class Trainer:
                 self.train_seconds += time.perf_counter() - start  # evaluation time is not training time
                 if log_now:
                     self._log_batch(loss, bar)
+                    if self.threads is not None and self.device.type == "cpu":
+                        self.threads.check()
                 if eval_now:
                     val_loss = self.evaluate()
                 if save_now:

@@ -79,10 +79,15 @@ def test_a_compiler_failure_falls_back_to_eager(tmp_path, monkeypatch, caplog):
     assert "torch.compile failed (RuntimeError: inductor: no C++ compiler found)" in caplog.text
 
 
-def test_compile_auto_is_cuda_only():
-    assert precision.wants_compile("auto", torch.device("cuda"))
-    assert not precision.wants_compile("auto", torch.device("cpu"))
-    assert precision.wants_compile(True, torch.device("cpu"))
+def test_compile_auto_is_for_long_runs_of_models_that_trace_whole():
+    cpu = torch.device("cpu")
+    gpt = build_model(ModelConfig(n_layer=1, n_head=2, d_model=16, block_size=8), VOCAB)
+    lstm = build_model(ModelConfig(family="lstm", n_layer=1, d_model=16, block_size=8), VOCAB)
+    assert precision.wants_compile("auto", cpu, model=gpt, steps=2000)
+    assert not precision.wants_compile("auto", cpu, model=gpt, steps=20)  # compiling would not pay
+    assert not precision.wants_compile("auto", cpu, model=lstm, steps=2000)  # its loop would unroll
+    assert precision.wants_compile(True, cpu, model=lstm, steps=1)
+    assert not precision.wants_compile(False, cpu, model=gpt, steps=2000)
 
 
 def test_dtype_choices():
@@ -140,3 +145,35 @@ def test_threads_flag_is_checked(capsys):
     assert "--threads '0': expected a positive number of CPU threads" in capsys.readouterr().err
     assert main(["presets", "--threads=1"]) == 0
     threads.set_command_line_threads(0)
+
+
+def test_thread_governor_follows_other_processes(monkeypatch):
+    clock = {"t": 0.0}
+    # /proc/stat: user nice system idle iowait irq softirq (jiffies summed over the cores); own ticks
+    machine = {"stat": [0, 0, 0, 0, 0, 0, 0], "own": 0}
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threads.time, "monotonic", lambda: clock["t"])
+    monkeypatch.setattr(threads, "_cpu_times", lambda: list(machine["stat"]))
+    monkeypatch.setattr(threads, "_own_ticks", lambda: machine["own"])
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        governor = threads.ThreadGovernor(params=800_000, tokens=768, interval=5.0)
+
+        def elapse(own: int, others: int, idle: int) -> int | None:
+            clock["t"] += 5.0
+            machine["stat"][0] += own + others
+            machine["stat"][3] += idle
+            machine["own"] += own
+            return governor.check()
+
+        assert elapse(own=1000, others=0, idle=0) is None  # alone on both cores: keeps 2
+        assert elapse(own=500, others=500, idle=0) == 1 and torch.get_num_threads() == 1  # a neighbour came
+        assert elapse(own=500, others=0, idle=500) == 2  # it left
+        clock["t"] += 1.0
+        assert governor.check() is None  # not due yet
+        assert not threads.ThreadGovernor(3, params=800_000, tokens=768).active  # asked for: fixed
+        assert not threads.ThreadGovernor(params=1000, tokens=1).active  # small work: one thread
+    finally:
+        torch.set_num_threads(before)
