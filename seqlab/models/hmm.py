@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Sequence, Union
 
 import numpy as np
-import torch
 
 from seqlab.models import hmm_numerics as num
 
@@ -81,19 +80,15 @@ class HMM:
             raise ValueError(f"emissionprob must have {K} rows (one per state), got {emissionprob.shape[0]}")
         self.startprob, self.transmat, self.emissionprob = startprob, transmat, emissionprob
 
-    def _tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return (torch.from_numpy(self.startprob), torch.from_numpy(self.transmat),
-                torch.from_numpy(self.emissionprob.T.copy()))  # (K,), (K, K), (M, K)
-
     # ----------------------------------------------------------------- inference
 
     def log_likelihoods(self, sequences: Sequences) -> np.ndarray:
         """Forward log-likelihood of each sequence, (B,)."""
         seqs, _ = self._check_sequences(sequences)
         batch = num.pad(seqs)
-        _, scale = num.forward(*self._tensors(), batch, store=False)
+        _, scale = num.forward(self.startprob, self.transmat, self.emissionprob, batch, store=False)
         out = np.empty(len(seqs))
-        out[batch.order] = num.log_likelihoods(scale).numpy()
+        out[batch.order] = num.log_likelihoods(scale)
         return out
 
     def score(self, sequences: Sequences) -> float:
@@ -103,7 +98,8 @@ class HMM:
     def posteriors(self, sequences: Sequences) -> np.ndarray | list[np.ndarray]:
         """State posteriors P(state_t = k | sequence), (T, K) per sequence; rows sum to 1."""
         seqs, single = self._check_sequences(sequences)
-        gamma, _, batch = self._e_step(seqs)
+        batch = num.pad(seqs)
+        gamma, _, _ = self._e_step(batch, transitions=False)
         out = num.unpad(gamma, batch)
         return out[0] if single else out
 
@@ -113,8 +109,7 @@ class HMM:
         seqs, single = self._check_sequences(sequences)
         batch = num.pad(seqs)
         with np.errstate(divide="ignore"):  # log 0 = -inf marks forbidden moves
-            logs = [torch.from_numpy(np.log(p)) for p in
-                    (self.startprob, self.transmat, self.emissionprob.T.copy())]
+            logs = [np.log(p) for p in (self.startprob, self.transmat, self.emissionprob.T)]
         path, log_prob = num.viterbi(*logs, batch)
         paths = num.unpad(path, batch)
         log_probs = np.empty(len(seqs))
@@ -122,14 +117,14 @@ class HMM:
         out = [(p, float(lp)) for p, lp in zip(paths, log_probs)]
         return out[0] if single else out
 
-    def _e_step(self, seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, num.Batch]:
-        """Posteriors gamma (T, B, K), expected transitions (K, K) and total log-likelihood ()."""
-        startprob, transmat, emission_t = self._tensors()
-        batch = num.pad(seqs)
-        alpha, scale = num.forward(startprob, transmat, emission_t, batch, store=True)
-        gamma, trans = num.backward(transmat, emission_t, batch, alpha, scale)
-        self._last_log_likelihood = float(num.log_likelihoods(scale).sum())
-        return gamma, trans, batch
+    def _e_step(self, batch: num.Batch, transitions: bool, reuse: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """Posteriors gamma (T, K, B), expected transitions (K, K) if `transitions`, and the total
+        log-likelihood. `reuse`: the gamma of an earlier E-step on `batch`, to overwrite."""
+        alpha, scale = num.forward(self.startprob, self.transmat, self.emissionprob, batch, store=True,
+                                   reuse=reuse)
+        trans = num.backward(self.transmat, self.emissionprob, batch, alpha, scale, transitions)
+        return alpha, trans, float(num.log_likelihoods(scale).sum())
 
     # ----------------------------------------------------------------- learning
 
@@ -157,12 +152,14 @@ class HMM:
         return self
 
     def _baum_welch(self, seqs: list[np.ndarray], n_iter: int, tol: float) -> list[float]:
+        batch = num.pad(seqs)  # once: the same every iteration
         history: list[float] = []
+        gamma = None
         for _ in range(n_iter):
-            gamma, trans, batch = self._e_step(seqs)
+            gamma, trans, log_likelihood = self._e_step(batch, transitions=True, reuse=gamma)
             counts = num.expected_counts(gamma, trans, batch, self.n_symbols)
-            history.append(self._last_log_likelihood)
-            self._m_step(counts.start.numpy(), counts.trans.numpy(), counts.emit.numpy())
+            history.append(log_likelihood)
+            self._m_step(counts.start, counts.trans, counts.emit)
             if len(history) > 1 and history[-1] - history[-2] < tol:
                 break
         return history

@@ -7,10 +7,20 @@ and III.C (Baum–Welch). Parity reference: `hmmlearn.hmm.CategoricalHMM` (`impl
 
 Dimensions: B batch (sequences) · T time (longest sequence) · K states · M symbols.
 
-Layout: sequences are sorted by length, longest first, and stored time-major in a (T, B) array, so the
-sequences still running at step t are exactly the first `n_active[t]` rows; finished sequences are
-masked by slicing, not by arithmetic. Each time step is one batched matrix product over all running
-sequences; the only Python loop is over time. Everything is float64 torch on the CPU.
+Layout: sequences are sorted by length, longest first, and observations are stored time-major,
+(T, B), so the sequences still running at step t are exactly the first `n_active[t]` columns;
+finished sequences are dropped by slicing, not by arithmetic. In forward–backward, per-step
+quantities are state-major (K, B) blocks, stacked time-major as (T, K, B): a step's per-sequence
+scale then broadcasts along contiguous rows, and a step's emissions are one column gather from the
+(K, M) emission matrix. Viterbi's deltas are batch-major, (T, B, K); see `_viterbi_deltas`.
+
+Speed: the only Python loop is over time, so each step is a handful of whole-batch operations,
+and per-call overhead matters as much as arithmetic. Forward–backward uses numpy (~1-3 us a call;
+the K x K product is one BLAS call), which costs a half to a fifth of the same torch calls at
+these shapes. Viterbi's max-plus product (a broadcast add and a max over K_from, K^2 B elements a
+step) uses torch, whose kernels run these 1.5 to 2 times as fast as numpy's. Large arrays are numpy
+arrays (numpy asks the kernel for huge pages, so first touching them costs about a third as
+much); the torch calls work on views of them.
 """
 
 from __future__ import annotations
@@ -20,17 +30,22 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-_F64 = torch.float64
+_VITERBI_BLOCK = 1 << 18  # max-plus scores per Viterbi step: (K, block, K) float64, 2 MiB
+# Viterbi's deltas per block, (T, block, K) float64: 30 MB, under glibc's largest mmap threshold
+# (32 MiB), so that the buffer comes from the heap and is reused from call to call, rather than
+# mapped afresh and faulted in page by page each time (which can cost more than the recursion).
+_VITERBI_WORKSPACE = 30_000_000 // 8
+_COUNTS_BLOCK = 1 << 18  # elements per block of `expected_counts`' bincount: 2 MiB of int64 index, in cache
 
 
 @dataclass(frozen=True)
 class Batch:
     """Sequences padded into one time-major array, longest first."""
 
-    obs: torch.Tensor  # (T, B) int64, padded with symbol 0 past each sequence's end
-    lengths: torch.Tensor  # (B,) int64, non-increasing
+    obs: np.ndarray  # (T, B) int64, padded with symbol 0 past each sequence's end
+    lengths: np.ndarray  # (B,) int64, non-increasing
     n_active: list[int]  # n_active[t] = number of sequences with length > t, non-increasing
-    order: np.ndarray  # (B,) batch row b holds the caller's sequence order[b]
+    order: np.ndarray  # (B,) batch column b holds the caller's sequence order[b]
 
 
 def pad(sequences: list[np.ndarray]) -> Batch:
@@ -38,132 +53,213 @@ def pad(sequences: list[np.ndarray]) -> Batch:
     order = np.argsort(-lengths, kind="stable")
     sorted_lengths = lengths[order]
     obs = np.zeros((int(sorted_lengths[0]), len(sequences)), dtype=np.int64)  # (T, B)
-    for row, index in enumerate(order):
-        obs[: sorted_lengths[row], row] = sequences[index]
-    steps = np.arange(obs.shape[0])
-    n_active = (sorted_lengths[None, :] > steps[:, None]).sum(1).tolist()  # (T,)
-    return Batch(torch.from_numpy(obs), torch.from_numpy(sorted_lengths), n_active, order)
+    if sorted_lengths[0] == sorted_lengths[-1]:  # all the same length: one stacked copy
+        obs[:] = np.stack([sequences[i] for i in order], axis=1)
+    else:
+        for column, index in enumerate(order):
+            obs[: sorted_lengths[column], column] = sequences[index]
+    # n_active[t] = #{b : length_b > t}, from the lengths sorted in decreasing order.
+    n_active = np.searchsorted(-sorted_lengths, -np.arange(1, obs.shape[0] + 1), side="right")
+    return Batch(obs, sorted_lengths, n_active.tolist(), order)
 
 
-def unpad(values: torch.Tensor, batch: Batch) -> list[np.ndarray]:
-    """(T, B, ...) padded values -> list of (T_b, ...) arrays in the caller's order."""
+def unpad(values: np.ndarray | torch.Tensor, batch: Batch) -> list[np.ndarray]:
+    """(T, ..., B) padded values (batch on the last axis) -> list of (T_b, ...) arrays in the
+    caller's order."""
+    values = np.asarray(values)
     out: list[np.ndarray] = [np.empty(0)] * len(batch.order)
-    for row, index in enumerate(batch.order):
-        out[index] = values[: int(batch.lengths[row]), row].numpy().copy()
+    for column, index in enumerate(batch.order):
+        out[index] = values[: batch.lengths[column], ..., column].copy()
     return out
 
 
-def forward(startprob: torch.Tensor, transmat: torch.Tensor, emission_t: torch.Tensor, batch: Batch,
-            store: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """Scaled forward pass. Returns alpha_hat (T, B, K) if `store` (rows sum to 1) and the scales
-    (T, B), 1 past each end, with log-likelihood = sum_t log scale_t (Rabiner eq. 103).
+def forward(startprob: np.ndarray, transmat: np.ndarray, emissionprob: np.ndarray, batch: Batch,
+            store: bool, reuse: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray]:
+    """Scaled forward pass. Returns alpha_hat (T, K, B) if `store` (columns sum to 1, 0 past each
+    end) and the scales (T, B), 1 past each end, with log-likelihood = sum_t log scale_t
+    (Rabiner eq. 103). `reuse` is an earlier alpha (or gamma) of the same batch to overwrite:
+    Baum–Welch iterations then touch fresh memory only once.
 
-    `emission_t` is emissionprob transposed, (M, K), so that a step's emissions are one row gather.
+    An impossible observation gives scale 0 and makes the rest of that sequence's column NaN; the
+    columns never mix (every operation is per column), so the other sequences are unaffected, and
+    `log_likelihoods` reports -inf for it.
     """
-    T, B = batch.obs.shape
+    obs, n_active = batch.obs, batch.n_active
+    T, B = obs.shape
     K = transmat.shape[0]
-    alpha = torch.zeros(T, B, K, dtype=_F64) if store else None
-    scale = torch.ones(T, B, dtype=_F64)
-    a = startprob * emission_t[batch.obs[0]]  # (B, K)
-    for t in range(T):
-        n = batch.n_active[t]
-        if t > 0:
-            # Written straight into alpha[t] when stored: no per-step allocation or copy.
-            out = alpha[t, :n] if alpha is not None else torch.empty(n, K, dtype=_F64)
-            a = torch.mm(a[:n], transmat, out=out)  # (n, K)
-            a.mul_(emission_t[batch.obs[t, :n]])
-        elif alpha is not None:
-            alpha[0] = a
-            a = alpha[0]
-        c = a.sum(1)  # (n,)
-        scale[t, :n] = c
-        # An impossible observation gives c = 0: its log scale is -inf, and the clamp keeps the
-        # rest of the batch free of NaN.
-        a.div_(c.clamp_min(1e-300).unsqueeze(1))
+    transmat_t = np.ascontiguousarray(transmat.T)  # (K_to, K_from): alpha_t = A^T alpha_{t-1}
+    ones = np.ones(K)
+    alpha = (np.zeros((T, K, B)) if reuse is None else reuse) if store else None  # zero past each end
+    buffers = None if store else (np.empty((K, B)), np.empty((K, B)))  # running alpha, swapped
+    scale = np.ones((T, B))
+    prev = None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t in range(T):
+            n = n_active[t]
+            a = alpha[t, :, :n] if store else buffers[t % 2][:, :n]  # (K, n)
+            emission = np.take(emissionprob, obs[t, :n], axis=1)  # (K, n)
+            if t == 0:
+                np.multiply(startprob[:, None], emission, out=a)
+            else:
+                np.matmul(transmat_t, prev[:, :n], out=a)
+                a *= emission
+            c = np.matmul(ones, a, out=scale[t, :n])  # (n,) column sums
+            a /= c
+            prev = a
     return alpha, scale
 
 
-def log_likelihoods(scale: torch.Tensor) -> torch.Tensor:
-    return torch.log(scale).sum(0)  # (B,)
+def log_likelihoods(scale: np.ndarray) -> np.ndarray:
+    """log P(sequence) of each sequence, (B,), from the forward scales (T, B)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log(scale).sum(0)
+    out[(scale == 0).any(0)] = -np.inf  # an impossible observation (its later scales are NaN)
+    return out
 
 
 @dataclass
 class Counts:
     """Baum–Welch expected sufficient statistics, summed over the batch."""
 
-    start: torch.Tensor  # (K,) expected first states
-    trans: torch.Tensor  # (K, K) expected transitions i -> j
-    emit: torch.Tensor  # (K, M) expected emissions of symbol m from state k
+    start: np.ndarray  # (K,) expected first states
+    trans: np.ndarray  # (K, K) expected transitions i -> j
+    emit: np.ndarray  # (K, M) expected emissions of symbol m from state k
 
 
-def backward(transmat: torch.Tensor, emission_t: torch.Tensor, batch: Batch, alpha: torch.Tensor,
-             scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scaled backward pass. Overwrites `alpha` with the state posteriors gamma (T, B, K) and returns
-    them with the expected transition counts summed over time and batch, (K, K).
+def backward(transmat: np.ndarray, emissionprob: np.ndarray, batch: Batch, alpha: np.ndarray,
+             scale: np.ndarray, transitions: bool) -> np.ndarray | None:
+    """Scaled backward pass. Overwrites `alpha` (T, K, B) with the state posteriors gamma, and
+    returns the expected transition counts summed over time and batch, (K, K), if `transitions`.
 
     With alpha_hat and beta_hat scaled by the same c_t, gamma_t = alpha_hat_t * beta_hat_t and
-    xi_t(i, j) = alpha_hat_t(i) A_ij e_j(o_{t+1}) beta_hat_{t+1}(j) / c_{t+1} (Rabiner eq. 37, 38).
+    xi_t(i, j) = alpha_hat_t(i) A_ij w_{t+1}(j) with w_{t+1} = e(o_{t+1}) * beta_hat_{t+1} / c_{t+1}
+    (Rabiner eq. 37, 38); beta_hat_t = A w_{t+1}.
     """
-    T, B = batch.obs.shape
+    obs, n_active = batch.obs, batch.n_active
+    T, _, B = alpha.shape
     K = transmat.shape[0]
-    trans = torch.zeros(K, K, dtype=_F64)
-    beta = torch.ones(batch.n_active[T - 1], K, dtype=_F64)  # (n, K)
-    alpha[T - 1, : beta.shape[0]] *= beta
-    for t in range(T - 2, -1, -1):
-        n, n_next = batch.n_active[t], batch.n_active[t + 1]
-        weighted = emission_t[batch.obs[t + 1, :n_next]] * beta / scale[t + 1, :n_next, None]  # (n', K)
-        trans += alpha[t, :n_next].T @ weighted  # (K, K), summed over the batch by the product
-        beta = torch.ones(n, K, dtype=_F64)  # sequences ending at t start with beta = 1
-        beta[:n_next] = weighted @ transmat.T
-        alpha[t, :n] *= beta  # now gamma_t
-    return alpha, trans * transmat
+    trans = np.zeros((K, K))  # sum over t and b of alpha_t(i, b) w_{t+1}(j, b)
+    xi_sum = np.empty((K, K))  # one step's sum over b
+    betas = (np.ones((K, B)), np.ones((K, B)))  # beta_{t+1} and beta_t, swapped; beta_{T-1} = 1
+    w = np.empty((K, B))
+    with np.errstate(divide="ignore", invalid="ignore"):  # see `forward` on impossible sequences
+        for t in range(T - 2, -1, -1):
+            n, n_next = n_active[t], n_active[t + 1]
+            beta_next, beta = betas[(t + 1) % 2], betas[t % 2]
+            w_t = w[:, :n_next]  # (K, n')
+            np.multiply(np.take(emissionprob, obs[t + 1, :n_next], axis=1), beta_next[:, :n_next],
+                        out=w_t)
+            w_t /= scale[t + 1, :n_next]
+            if transitions:
+                trans += np.matmul(alpha[t, :, :n_next], w_t.T, out=xi_sum)  # (K, K)
+            np.matmul(transmat, w_t, out=beta[:, :n_next])
+            if n > n_next:  # sequences whose last step is t start with beta = 1
+                beta[:, n_next:n] = 1.0
+            alpha[t, :, :n] *= beta[:, :n]  # now gamma_t
+    return trans * transmat if transitions else None
 
 
-def expected_counts(gamma: torch.Tensor, trans: torch.Tensor, batch: Batch, n_symbols: int) -> Counts:
-    K = gamma.shape[2]
-    emit = torch.zeros(n_symbols, K, dtype=_F64)  # (M, K)
-    # Padded positions have gamma = 0 and symbol 0, so they add nothing.
-    emit.index_add_(0, batch.obs.reshape(-1), gamma.reshape(-1, K))
-    return Counts(start=gamma[0].sum(0), trans=trans, emit=emit.T.contiguous())
+def expected_counts(gamma: np.ndarray, trans: np.ndarray, batch: Batch, n_symbols: int) -> Counts:
+    """Counts from the posteriors gamma (T, K, B) and the expected transitions (K, K)."""
+    T, K, B = gamma.shape
+    emit = np.zeros(K * n_symbols)  # (K * M,) flat index k * M + m
+    offsets = n_symbols * np.arange(K)[None, :, None]  # (1, K, 1)
+    # One bincount per block of steps: the flat index is as large as gamma, so make it in pieces.
+    # Padded positions have gamma = 0 (and symbol 0), so they add nothing.
+    steps = max(1, _COUNTS_BLOCK // (K * B))
+    for start in range(0, T, steps):
+        index = batch.obs[start:start + steps, None, :] + offsets  # (steps, K, B)
+        emit += np.bincount(index.ravel(), weights=gamma[start:start + steps].ravel(),
+                            minlength=K * n_symbols)
+    return Counts(start=gamma[0].sum(1), trans=trans, emit=emit.reshape(K, n_symbols))
 
 
-def viterbi(log_startprob: torch.Tensor, log_transmat: torch.Tensor, log_emission_t: torch.Tensor,
-            batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-space Viterbi. Returns the best paths (T, B) (padded with 0) and their log-probs (B,).
+def viterbi(log_startprob: np.ndarray | torch.Tensor, log_transmat: np.ndarray | torch.Tensor,
+            log_emission_t: np.ndarray | torch.Tensor, batch: Batch
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-space Viterbi; `log_emission_t` is the log emission matrix transposed, (M, K). Returns
+    the best paths (T, B) (padded with 0) and their log-probs (B,).
 
-    Stores the deltas (T, B, K) rather than back-pointers: backtracking recomputes one argmax per
-    step for the chosen state only, which costs O(K) per sequence instead of storing O(K) pointers.
+    Runs blocks of sequences one after the other in one reused buffer of deltas: at most
+    `_VITERBI_BLOCK // K^2` sequences, so that a step's (K, block, K) max-plus scores stay in
+    cache, and at most `_VITERBI_WORKSPACE // (T K)`, so that the buffer is heap memory, reused
+    from call to call (one sequence at least, whatever its length). Sequences are sorted longest
+    first, so every block is dense.
     """
+    log_startprob, log_transmat = np.asarray(log_startprob), np.ascontiguousarray(log_transmat)
+    log_emission_t = np.ascontiguousarray(log_emission_t)  # (M, K): a step's emissions are a row gather
     T, B = batch.obs.shape
     K = log_transmat.shape[0]
-    # Every entry the backtrack reads is written below, so no fill is needed.
-    delta = torch.empty(T, B, K, dtype=_F64)
-    scores = torch.empty(K, B, K, dtype=_F64)  # reused each step: no 8 MB allocation per step
-    delta[0] = log_startprob + log_emission_t[batch.obs[0]]  # (B, K)
-    for t in range(1, T):
-        n = batch.n_active[t]
-        # (K_from, n, 1) + (K_from, 1, K_to), max over K_from: a reduction over the outer axis
-        # is K elementwise maxima of contiguous (n, K_to) blocks, which vectorise well.
-        torch.add(delta[t - 1, :n].T[:, :, None], log_transmat[:, None, :], out=scores[:, :n])
-        torch.amax(scores[:, :n], 0, out=delta[t, :n])
-        delta[t, :n] += log_emission_t[batch.obs[t, :n]]
-    return _backtrack(log_transmat, delta, batch)
-
-
-def _backtrack(log_transmat: torch.Tensor, delta: torch.Tensor, batch: Batch
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    # numpy views of the same memory: numpy's argmax over short rows is faster than torch's.
-    delta_np = delta.numpy()  # (T, B, K)
-    T, B, _ = delta_np.shape
-    rows = np.arange(B)
-    last = batch.lengths.numpy() - 1  # (B,)
-    final_delta = delta_np[last, rows]  # (B, K)
-    final = final_delta.argmax(1)  # (B,) each sequence starts backtracking from its best final state
-    log_prob = final_delta[rows, final]  # (B,)
     path = np.zeros((T, B), dtype=np.int64)
-    path[last, rows] = final
-    log_transmat_t = log_transmat.T.contiguous().numpy()  # (K_to, K_from): a row gather per step
+    log_prob = np.empty(B)
+    width = max(1, min(_VITERBI_BLOCK // (K * K), _VITERBI_WORKSPACE // (T * K)))
+    # One buffer for the deltas of every block: fresh memory is slow to touch the first time.
+    workspace = np.empty(T * min(width, B) * K)
+    for start in range(0, B, width):
+        stop = min(start + width, B)
+        steps = int(batch.lengths[start])  # the block's longest sequence
+        block = Batch(batch.obs[:steps, start:stop], batch.lengths[start:stop],
+                      [min(max(n - start, 0), stop - start) for n in batch.n_active[:steps]],
+                      batch.order[start:stop])
+        delta = workspace[: steps * (stop - start) * K].reshape(steps, stop - start, K)
+        _viterbi_deltas(log_startprob, log_transmat, log_emission_t, block, out=delta)
+        path[:steps, start:stop], log_prob[start:stop] = _backtrack(log_transmat, delta, block)
+    return torch.from_numpy(path), torch.from_numpy(log_prob)
+
+
+def _viterbi_deltas(log_startprob: np.ndarray, log_transmat: np.ndarray, log_emission_t: np.ndarray,
+                    batch: Batch, out: np.ndarray) -> None:
+    """The Viterbi recursion delta_t(j) = max_i delta_{t-1}(i) + log A_ij + log e_j(o_t), written
+    into `out`, (T, B, K), C-contiguous.
+
+    Stores the deltas rather than back-pointers: backtracking recomputes one argmax per step for
+    the chosen state only, which costs O(K) per sequence instead of an argmax over K x K. Unlike
+    the forward–backward passes, the deltas are batch-major (B, K) per step: a step's log
+    emissions are then one row gather, and the backtrack's argmax runs along contiguous rows.
+    """
+    obs, n_active = batch.obs, batch.n_active
+    T, B = obs.shape
+    K = log_transmat.shape[0]
+    # delta starts as the log emissions of every step, one gather; each step then adds its maxima.
+    delta = np.take(log_emission_t, obs, axis=0, out=out, mode="clip")  # (T, B, K); clip: unbuffered
+    delta[0] += log_startprob
+    # torch views of the same memory, made once: a torch view costs about a microsecond.
+    delta_ = torch.from_numpy(delta)
+    previous = delta_.permute(0, 2, 1).unsqueeze(3)  # (T, K_from, B, 1): delta_{t-1}, broadcast over K_to
+    log_transmat_ = torch.from_numpy(log_transmat)[:, None, :]  # (K_from, 1, K_to)
+    scores = torch.empty(K, B, K, dtype=torch.float64)  # (K_from, B, K_to), reused each step
+    maxima_ = torch.empty(B, K, dtype=torch.float64)
+    maxima = maxima_.numpy()  # the same memory: numpy's in-place add costs a third of torch's
+    for t in range(1, T):
+        n = n_active[t]
+        # (K_from, n, 1) + (K_from, 1, K_to), then a max over the outer axis, i.e. K elementwise
+        # maxima of contiguous (n, K_to) blocks. Slicing costs microseconds in torch: only if n < B.
+        if n == B:
+            torch.add(previous[t - 1], log_transmat_, out=scores)
+            torch.amax(scores, 0, out=maxima_)
+        else:
+            torch.add(previous[t - 1, :, :n], log_transmat_, out=scores[:, :n])
+            torch.amax(scores[:, :n], 0, out=maxima_[:n])
+        delta[t, :n] += maxima[:n]
+
+
+def _backtrack(log_transmat: np.ndarray, delta: np.ndarray, batch: Batch
+               ) -> tuple[np.ndarray, np.ndarray]:
+    T, B, K = delta.shape
+    columns = np.arange(B)
+    last = batch.lengths - 1  # (B,)
+    final_delta = delta[last, columns]  # (B, K)
+    final = final_delta.argmax(1)  # (B,) each sequence starts backtracking from its best final state
+    log_prob = final_delta[columns, final]  # (B,)
+    path = np.zeros((T, B), dtype=np.int64)
+    path[last, columns] = final
+    log_transmat_t = np.ascontiguousarray(log_transmat.T)  # (K_to, K_from): a row gather per step
+    candidates = np.empty((B, K))  # (B, K_from), reused each step
     for t in range(T - 1, 0, -1):
         n = batch.n_active[t]
-        path[t - 1, :n] = (delta_np[t - 1, :n] + log_transmat_t[path[t, :n]]).argmax(1)
-    return torch.from_numpy(path), torch.from_numpy(log_prob)
+        # The best predecessor of each sequence's state s_t: argmax_i delta_{t-1}(i) + log A_{i, s_t}.
+        step = candidates[:n]  # (n, K_from)
+        np.take(log_transmat_t, path[t, :n], axis=0, out=step, mode="clip")  # clip: unbuffered out
+        step += delta[t - 1, :n]
+        np.argmax(step, axis=1, out=path[t - 1, :n])
+    return path, log_prob

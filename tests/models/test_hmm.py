@@ -104,7 +104,7 @@ def _hmmlearn_copy(hmm: HMM, **kwargs):
     return ref
 
 
-@pytest.mark.parametrize("seed,K,M", [(0, 3, 5), (1, 5, 8)])
+@pytest.mark.parametrize("seed,K,M", [(0, 3, 5), (1, 5, 8), (2, 8, 65)])
 def test_parity_with_hmmlearn(seed: int, K: int, M: int) -> None:
     hmm = _random_model(seed, K, M)
     seqs = _sequences(seed, M, [20, 1, 33, 7, 50])
@@ -122,6 +122,57 @@ def test_parity_with_hmmlearn(seed: int, K: int, M: int) -> None:
     np.testing.assert_allclose(hmm.startprob, ref_em.startprob_, rtol=1e-8, atol=1e-14)
     np.testing.assert_allclose(hmm.transmat, ref_em.transmat_, rtol=1e-8, atol=1e-14)
     np.testing.assert_allclose(hmm.emissionprob, ref_em.emissionprob_, rtol=1e-8, atol=1e-14)
+
+
+def test_baum_welch_iterations_match_hmmlearn() -> None:
+    """Several iterations on a ragged batch: each E-step reuses the previous one's arrays."""
+    hmm = _random_model(3, 4, 7)
+    seqs = _sequences(3, 7, [31, 2, 18, 31, 9])
+    X, lengths = np.concatenate(seqs)[:, None], [len(s) for s in seqs]
+    ref = _hmmlearn_copy(hmm, params="ste", n_iter=5, tol=-np.inf, implementation="scaling").fit(X, lengths)
+    hmm.fit(seqs, n_iter=5, tol=-1.0)
+    np.testing.assert_allclose(hmm.history_, ref.monitor_.history, rtol=1e-10)
+    np.testing.assert_allclose(hmm.transmat, ref.transmat_, rtol=1e-8, atol=1e-14)
+    np.testing.assert_allclose(hmm.emissionprob, ref.emissionprob_, rtol=1e-8, atol=1e-14)
+
+
+def test_equal_length_batch_equals_ragged_batch() -> None:
+    """Equal lengths take the unsliced path of the Viterbi recursion; a longer sequence beside them
+    forces the sliced one (every step has fewer running sequences than the batch). Both agree."""
+    hmm = _random_model(11, 4, 6)
+    rows = _sequences(11, 6, [15, 15, 15])
+    ragged = rows + _sequences(12, 6, [23])
+    np.testing.assert_allclose(hmm.log_likelihoods(rows), hmm.log_likelihoods(ragged)[:3], rtol=1e-12)
+    for equal, sliced in zip(hmm.posteriors(rows), hmm.posteriors(ragged)):
+        np.testing.assert_allclose(equal, sliced, rtol=1e-12)
+    for (path, log_prob), (sliced_path, sliced_log_prob) in zip(hmm.viterbi(rows), hmm.viterbi(ragged)):
+        np.testing.assert_array_equal(path, sliced_path)
+        assert log_prob == pytest.approx(sliced_log_prob, rel=1e-12)
+
+
+def test_viterbi_in_blocks_equals_one_block(monkeypatch) -> None:
+    """Viterbi runs large batches in blocks of sequences; any block width gives the same paths."""
+    from seqlab.models import hmm_numerics
+    hmm = _random_model(13, 3, 5)
+    seqs = _sequences(13, 5, [12, 3, 12, 7, 1, 9, 12])
+    whole = hmm.viterbi(seqs)
+    for width in (1, 2, 3):  # blocks of `width` sequences: K^2 * width scores per step
+        monkeypatch.setattr(hmm_numerics, "_VITERBI_BLOCK", hmm.n_states ** 2 * width)
+        for (path, log_prob), (block_path, block_log_prob) in zip(whole, hmm.viterbi(seqs)):
+            np.testing.assert_array_equal(path, block_path)
+            assert log_prob == block_log_prob, f"width={width}"
+
+
+def test_impossible_sequence_scores_minus_infinity_alone() -> None:
+    """An observation no state can emit gives log-likelihood -inf to its own sequence only."""
+    hmm = HMM(startprob=[1.0, 0.0], transmat=[[1.0, 0.0], [0.0, 1.0]],
+              emissionprob=[[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])  # the chain stays in state 0
+    possible, impossible = np.array([0, 1, 1, 0]), np.array([0, 2, 1, 1, 0])
+    log_likelihoods = hmm.log_likelihoods([possible, impossible, possible[:2]])
+    assert log_likelihoods[1] == -np.inf
+    np.testing.assert_allclose(log_likelihoods[[0, 2]], [4 * np.log(0.5), 2 * np.log(0.5)], rtol=1e-12)
+    np.testing.assert_allclose(hmm.posteriors([impossible, possible])[1], hmm.posteriors(possible),
+                               rtol=1e-12)
 
 
 def _log_space_forward(hmm: HMM, seq: np.ndarray) -> float:
