@@ -45,6 +45,32 @@ def prepare_sampling(contender: str, new_tokens: int):
 
 
 def run(new_tokens: int = 500, repeats: int = 5) -> dict:
+    """The table twice: at one thread, what seqlab's policy gives decoding (seqlab.training.threads),
+    and at torch's default; every contender runs at the same count in each."""
+    default = torch.get_num_threads()
+    memory = {name: peak_memory(prepare_sampling, name, new_tokens) for name in CONTENDERS}
+    tables = {}
+    for threads in sorted({1, default}):
+        torch.set_num_threads(threads)
+        tables[threads] = result = _measure(new_tokens, repeats)
+        rows = [row + [memory_cell(memory[row[0]])] for row in rate_rows(result, "seqlab, recompute")]
+        print_table(f"sampling {new_tokens} new tokens, batch 1, {threads} thread(s) ({repeats} rounds; peak MB "
+                    f"of one generation, above the model)", rows,
+                    ["implementation", "tokens/s median", "tokens/s p90", "vs recompute", "peak MB"])
+    torch.set_num_threads(default)
+    policy = tables[1]
+    payload = {"new_tokens": new_tokens, "repeats": repeats, "results_by_threads": tables, "results": policy,
+               "peak_memory": memory,
+               "cache_speedup": policy["seqlab, KV cache"]["median"] / policy["seqlab, recompute"]["median"],
+               "cache_vs_nanogpt_style": policy["seqlab, KV cache"]["median"]
+               / policy["nanogpt-style, recompute"]["median"],
+               "cache_vs_nanogpt_style_default_threads": tables[default]["seqlab, KV cache"]["median"]
+               / tables[default]["nanogpt-style, recompute"]["median"]}
+    save("sample", payload)
+    return payload
+
+
+def _measure(new_tokens: int, repeats: int) -> dict:
     def rate(contender: str):
         sample = sampler(contender, new_tokens)
 
@@ -57,18 +83,7 @@ def run(new_tokens: int = 500, repeats: int = 5) -> dict:
     for run_once in contenders.values():  # warm-up
         run_once()
     rates = interleave(contenders, repeats)
-    result = {name: summary(values) for name, values in rates.items()}
-    memory = {name: peak_memory(prepare_sampling, name, new_tokens) for name in CONTENDERS}
-    base = result["seqlab, recompute"]["median"]
-    rows = [row + [memory_cell(memory[row[0]])] for row in rate_rows(result, "seqlab, recompute")]
-    print_table(f"sampling {new_tokens} new tokens, batch 1 ({repeats} rounds; peak MB of one generation, "
-                f"above the model)", rows,
-                ["implementation", "tokens/s median", "tokens/s p90", "vs recompute", "peak MB"])
-    payload = {"new_tokens": new_tokens, "repeats": repeats, "results": result, "peak_memory": memory,
-               "cache_speedup": result["seqlab, KV cache"]["median"] / base,
-               "cache_vs_nanogpt_style": result["seqlab, KV cache"]["median"] / result["nanogpt-style, recompute"]["median"]}
-    save("sample", payload)
-    return payload
+    return {name: summary(values) for name, values in rates.items()}
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ def main() -> None:
     bench_ngram.run()
     bench_hmm.run()  # last: it sets torch to one thread for a like-for-like comparison with hmmlearn
     print(f"\ntraining: seqlab / nanogpt-style = {train['ratio_seqlab_vs_reference']:.2f}x; "
-          f"sampling: KV cache / recompute = {sample['cache_speedup']:.2f}x; "
+          f"sampling (1 thread): KV cache / recompute = {sample['cache_speedup']:.2f}x, "
+          f"/ nanogpt-style = {sample['cache_vs_nanogpt_style']:.2f}x; "
           f"greedy generation: seqlab / transformers = {hf_generate['ratio_seqlab_vs_hf']:.2f}x; "
           f"LSTM training: seqlab / torch.nn = {rnn['ratio_seqlab_vs_torch']:.2f}x; "
           f"decoding at context {scaling['lengths'][-1]}: KV cache / recompute = "
