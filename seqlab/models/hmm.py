@@ -98,9 +98,7 @@ class HMM:
     def posteriors(self, sequences: Sequences) -> np.ndarray | list[np.ndarray]:
         """State posteriors P(state_t = k | sequence), (T, K) per sequence; rows sum to 1."""
         seqs, single = self._check_sequences(sequences)
-        batch = num.pad(seqs)
-        gamma, _, _ = self._e_step(batch, transitions=False)
-        out = num.unpad(gamma, batch)
+        out = num.posteriors(self.startprob, self.transmat, self.emissionprob, num.pad(seqs))
         return out[0] if single else out
 
     def viterbi(self, sequences: Sequences

@@ -26,15 +26,16 @@ much); the torch calls work on views of them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 
 _VITERBI_BLOCK = 1 << 18  # max-plus scores per Viterbi step: (K, block, K) float64, 2 MiB
-# Viterbi's deltas per block, (T, block, K) float64: 30 MB, under glibc's largest mmap threshold
-# (32 MiB), so that the buffer comes from the heap and is reused from call to call, rather than
+# Viterbi's deltas per block, (T, block, K) float64: 33 MB, under glibc's largest mmap threshold
+# (32 MiB = 33.55 MB), so that the buffer comes from the heap and is reused from call to call, rather than
 # mapped afresh and faulted in page by page each time (which can cost more than the recursion).
-_VITERBI_WORKSPACE = 30_000_000 // 8
+_VITERBI_WORKSPACE = 33_000_000 // 8
 _COUNTS_BLOCK = 1 << 18  # elements per block of `expected_counts`' bincount: 2 MiB of int64 index, in cache
 
 
@@ -63,6 +64,15 @@ def pad(sequences: list[np.ndarray]) -> Batch:
     return Batch(obs, sorted_lengths, n_active.tolist(), order)
 
 
+def _columns(batch: Batch, start: int, stop: int) -> Batch:
+    """Sequences (sorted columns) start to stop of `batch`, cut to the block's longest: a dense
+    sub-batch, as sequences are sorted longest first."""
+    steps = int(batch.lengths[start])
+    return Batch(batch.obs[:steps, start:stop], batch.lengths[start:stop],
+                 [min(max(n - start, 0), stop - start) for n in batch.n_active[:steps]],
+                 batch.order[start:stop])
+
+
 def unpad(values: np.ndarray | torch.Tensor, batch: Batch) -> list[np.ndarray]:
     """(T, ..., B) padded values (batch on the last axis) -> list of (T_b, ...) arrays in the
     caller's order."""
@@ -74,11 +84,16 @@ def unpad(values: np.ndarray | torch.Tensor, batch: Batch) -> list[np.ndarray]:
 
 
 def forward(startprob: np.ndarray, transmat: np.ndarray, emissionprob: np.ndarray, batch: Batch,
-            store: bool, reuse: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray]:
+            store: bool, reuse: np.ndarray | None = None,
+            into: Callable[[int, np.ndarray], None] | None = None
+            ) -> tuple[np.ndarray | None, np.ndarray]:
     """Scaled forward pass. Returns alpha_hat (T, K, B) if `store` (columns sum to 1, 0 past each
     end) and the scales (T, B), 1 past each end, with log-likelihood = sum_t log scale_t
     (Rabiner eq. 103). `reuse` is an earlier alpha (or gamma) of the same batch to overwrite:
-    Baum–Welch iterations then touch fresh memory only once.
+    Baum–Welch iterations then touch fresh memory only once. Only the steps of each sequence are
+    written: past its end, `reuse` keeps what it held (zeros, for an earlier alpha or gamma).
+    `into`, with `store` false: called as into(t, alpha_t) with each step's (K, n) alpha, to keep
+    it elsewhere (see `posteriors`).
 
     An impossible observation gives scale 0 and makes the rest of that sequence's column NaN; the
     columns never mix (every operation is per column), so the other sequences are unaffected, and
@@ -106,6 +121,8 @@ def forward(startprob: np.ndarray, transmat: np.ndarray, emissionprob: np.ndarra
             c = np.matmul(ones, a, out=scale[t, :n])  # (n,) column sums
             a /= c
             prev = a
+            if into is not None:
+                into(t, a)
     return alpha, scale
 
 
@@ -135,27 +152,13 @@ def backward(transmat: np.ndarray, emissionprob: np.ndarray, batch: Batch, alpha
     xi_t(i, j) = alpha_hat_t(i) A_ij w_{t+1}(j) with w_{t+1} = e(o_{t+1}) * beta_hat_{t+1} / c_{t+1}
     (Rabiner eq. 37, 38); beta_hat_t = A w_{t+1}.
     """
-    obs, n_active = batch.obs, batch.n_active
-    T, _, B = alpha.shape
     K = transmat.shape[0]
     trans = np.zeros((K, K))  # sum over t and b of alpha_t(i, b) w_{t+1}(j, b)
     xi_sum = np.empty((K, K))  # one step's sum over b
-    betas = (np.ones((K, B)), np.ones((K, B)))  # beta_{t+1} and beta_t, swapped; beta_{T-1} = 1
-    w = np.empty((K, B))
-    with np.errstate(divide="ignore", invalid="ignore"):  # see `forward` on impossible sequences
-        for t in range(T - 2, -1, -1):
-            n, n_next = n_active[t], n_active[t + 1]
-            beta_next, beta = betas[(t + 1) % 2], betas[t % 2]
-            w_t = w[:, :n_next]  # (K, n')
-            np.multiply(np.take(emissionprob, obs[t + 1, :n_next], axis=1), beta_next[:, :n_next],
-                        out=w_t)
-            w_t /= scale[t + 1, :n_next]
-            if transitions:
-                trans += np.matmul(alpha[t, :, :n_next], w_t.T, out=xi_sum)  # (K, K)
-            np.matmul(transmat, w_t, out=beta[:, :n_next])
-            if n > n_next:  # sequences whose last step is t start with beta = 1
-                beta[:, n_next:n] = 1.0
-            alpha[t, :, :n] *= beta[:, :n]  # now gamma_t
+    for t, n, n_next, w_t, beta in _beta_steps(transmat, emissionprob, batch, scale):
+        if transitions:
+            trans += np.matmul(alpha[t, :, :n_next], w_t.T, out=xi_sum)  # (K, K)
+        alpha[t, :, :n] *= beta[:, :n]  # now gamma_t
     return trans * transmat if transitions else None
 
 
@@ -172,6 +175,91 @@ def expected_counts(gamma: np.ndarray, trans: np.ndarray, batch: Batch, n_symbol
         emit += np.bincount(index.ravel(), weights=gamma[start:start + steps].ravel(),
                             minlength=K * n_symbols)
     return Counts(start=gamma[0].sum(1), trans=trans, emit=emit.reshape(K, n_symbols))
+
+
+def posteriors(startprob: np.ndarray, transmat: np.ndarray, emissionprob: np.ndarray, batch: Batch
+               ) -> list[np.ndarray]:
+    """State posteriors gamma of each sequence, a list of (T_b, K) arrays in the caller's order.
+
+    The result is one large array, returned as per-sequence views (C-contiguous, not
+    overlapping), into which alpha and then gamma are written straight, step by step: a padded
+    (B, T, K) array, of which a step is a strided (B, K) view, when the padding adds at most a
+    quarter (as with equal lengths), else a (sum of T_b, K) array, the sequences one after the
+    other, with a row gather and scatter per step. So there is no (T, K, B) temporary: that would
+    be fresh memory (over glibc's mmap threshold), faulted in page by page on every call, and
+    copying each sequence's column out of it reads one float64 per cache line. One large result
+    also faults in faster than B separate arrays (numpy asks the kernel for huge pages for it).
+    The backward recursion is `backward`'s, without the transition counts.
+    """
+    T, B = batch.obs.shape
+    K = transmat.shape[0]
+    total = int(batch.lengths.sum())
+    # Strided when the padding would add at most a quarter to the memory the caller keeps.
+    in_place = 4 * T * B <= 5 * total
+    if in_place:  # (B, T, K), sorted columns, padded: step t of all sequences is a strided view
+        result = np.empty((B, T, K))
+        by_step = result.transpose(1, 0, 2)  # (T, B, K), rows T K apart
+        out = [np.empty(0)] * B
+        for column, (index, length) in enumerate(zip(batch.order.tolist(), batch.lengths.tolist())):
+            out[index] = result[column, :length]
+
+        def load(t: int, n: int) -> np.ndarray:  # step t of the first n sorted columns, (n, K)
+            return by_step[t, :n]
+
+        def save(t: int, values: np.ndarray) -> None:  # values (n, K), e.g. a transposed (K, n)
+            by_step[t, : len(values)] = values
+    else:  # (sum of T_b, K), the sequences one after the other: a row gather and scatter per step
+        lengths = np.empty(B, dtype=np.int64)
+        lengths[batch.order] = batch.lengths
+        ends = np.cumsum(lengths)  # (B,) in the caller's order
+        result = np.empty((total, K))
+        out = [result[end - length: end] for end, length in zip(ends.tolist(), lengths.tolist())]
+        first = (ends - lengths)[batch.order]  # (B,) row of each sorted column's first step
+        rows = np.empty(B, dtype=np.int64)  # a step's rows of `result`, for the gather
+        buffer = np.empty((B, K))  # a step's gathered rows
+
+        def load(t: int, n: int) -> np.ndarray:
+            return np.take(result, np.add(first[:n], t, out=rows[:n]), axis=0, out=buffer[:n],
+                           mode="clip")  # clip: unbuffered out
+
+        def save(t: int, values: np.ndarray) -> None:
+            result[first[: len(values)] + t] = values
+
+    _, scale = forward(startprob, transmat, emissionprob, batch, store=False,
+                       into=lambda t, a: save(t, a.T))
+    # Backward pass (see `backward`): gamma_t = alpha_t * beta_t. A sequence whose last step is t
+    # has beta_t = 1 and gamma_t = alpha_t, already in place, so only the first n_active[t + 1]
+    # columns change at step t.
+    for t, _, n_next, _, beta in _beta_steps(transmat, emissionprob, batch, scale):
+        gamma = load(t, n_next)  # (n', K) alpha_t
+        gamma *= beta[:, :n_next].T
+        if not in_place:
+            save(t, gamma)
+    return out
+
+
+def _beta_steps(transmat: np.ndarray, emissionprob: np.ndarray, batch: Batch, scale: np.ndarray):
+    """The scaled backward recursion, step by step from t = T-2 down to 0: yields
+    (t, n, n', w_t, beta_t) with n = n_active[t], n' = n_active[t + 1], w_t (K, n') =
+    e(o_{t+1}) * beta_{t+1} / c_{t+1} and beta_t (K, B), valid in its first n columns. Both arrays
+    are reused: read them before the next step."""
+    obs, n_active = batch.obs, batch.n_active
+    T, B = scale.shape
+    K = transmat.shape[0]
+    betas = (np.ones((K, B)), np.ones((K, B)))  # beta_{t+1} and beta_t, swapped; beta_{T-1} = 1
+    w = np.empty((K, B))
+    with np.errstate(divide="ignore", invalid="ignore"):  # see `forward` on impossible sequences
+        for t in range(T - 2, -1, -1):
+            n, n_next = n_active[t], n_active[t + 1]
+            beta_next, beta = betas[(t + 1) % 2], betas[t % 2]
+            w_t = w[:, :n_next]  # (K, n')
+            np.multiply(np.take(emissionprob, obs[t + 1, :n_next], axis=1), beta_next[:, :n_next],
+                        out=w_t)
+            w_t /= scale[t + 1, :n_next]
+            np.matmul(transmat, w_t, out=beta[:, :n_next])
+            if n > n_next:  # sequences whose last step is t start with beta = 1
+                beta[:, n_next:n] = 1.0
+            yield t, n, n_next, w_t, beta
 
 
 def viterbi(log_startprob: np.ndarray | torch.Tensor, log_transmat: np.ndarray | torch.Tensor,
@@ -193,14 +281,13 @@ def viterbi(log_startprob: np.ndarray | torch.Tensor, log_transmat: np.ndarray |
     path = np.zeros((T, B), dtype=np.int64)
     log_prob = np.empty(B)
     width = max(1, min(_VITERBI_BLOCK // (K * K), _VITERBI_WORKSPACE // (T * K)))
+    width = -(-B // -(-B // width))  # as many blocks, of equal widths: each block costs T steps
     # One buffer for the deltas of every block: fresh memory is slow to touch the first time.
     workspace = np.empty(T * min(width, B) * K)
     for start in range(0, B, width):
         stop = min(start + width, B)
-        steps = int(batch.lengths[start])  # the block's longest sequence
-        block = Batch(batch.obs[:steps, start:stop], batch.lengths[start:stop],
-                      [min(max(n - start, 0), stop - start) for n in batch.n_active[:steps]],
-                      batch.order[start:stop])
+        block = _columns(batch, start, stop)
+        steps = block.obs.shape[0]  # the block's longest sequence
         delta = workspace[: steps * (stop - start) * K].reshape(steps, stop - start, K)
         _viterbi_deltas(log_startprob, log_transmat, log_emission_t, block, out=delta)
         path[:steps, start:stop], log_prob[start:stop] = _backtrack(log_transmat, delta, block)
@@ -255,11 +342,17 @@ def _backtrack(log_transmat: np.ndarray, delta: np.ndarray, batch: Batch
     path[last, columns] = final
     log_transmat_t = np.ascontiguousarray(log_transmat.T)  # (K_to, K_from): a row gather per step
     candidates = np.empty((B, K))  # (B, K_from), reused each step
+    take, add, argmax, n_active = np.take, np.add, np.argmax, batch.n_active  # bound once: a step is ~10 us
     for t in range(T - 1, 0, -1):
-        n = batch.n_active[t]
+        n = n_active[t]
         # The best predecessor of each sequence's state s_t: argmax_i delta_{t-1}(i) + log A_{i, s_t}.
-        step = candidates[:n]  # (n, K_from)
-        np.take(log_transmat_t, path[t, :n], axis=0, out=step, mode="clip")  # clip: unbuffered out
-        step += delta[t - 1, :n]
-        np.argmax(step, axis=1, out=path[t - 1, :n])
+        # Slicing costs a few hundred ns a view: only if n < B.
+        if n == B:
+            step = take(log_transmat_t, path[t], axis=0, out=candidates, mode="clip")  # (B, K_from)
+            add(step, delta[t - 1], out=step)
+            argmax(step, axis=1, out=path[t - 1])
+        else:
+            step = take(log_transmat_t, path[t, :n], axis=0, out=candidates[:n], mode="clip")  # clip: unbuffered out
+            add(step, delta[t - 1, :n], out=step)
+            argmax(step, axis=1, out=path[t - 1, :n])
     return path, log_prob

@@ -163,6 +163,25 @@ def test_viterbi_in_blocks_equals_one_block(monkeypatch) -> None:
             assert log_prob == block_log_prob, f"width={width}"
 
 
+@pytest.mark.parametrize("lengths", [[9, 9, 9, 9], [12, 11, 12, 10, 12], [12, 3, 12, 7, 1, 9, 12]])
+def test_posteriors_written_in_place_equal_the_padded_gamma(lengths: list[int]) -> None:
+    """`posteriors` writes alpha and gamma straight into its per-sequence result (strided views of
+    a padded array for equal or nearly equal lengths, a row gather and scatter otherwise); it
+    equals the padded (T, K, B) gamma of the Baum–Welch E-step, bit for bit, and its arrays do not
+    overlap."""
+    from seqlab.models import hmm_numerics
+    hmm = _random_model(17, 3, 5)
+    seqs = _sequences(17, 5, lengths)
+    batch = hmm_numerics.pad(seqs)
+    gamma, _, _ = hmm._e_step(batch, transitions=False)
+    posteriors = hmm.posteriors(seqs)
+    for expected, got, seq in zip(hmm_numerics.unpad(gamma, batch), posteriors, seqs):
+        assert got.shape == (len(seq), hmm.n_states) and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, expected)
+    posteriors[0][:] = -1.0  # writing one sequence's posteriors leaves the others alone
+    assert all((p >= 0).all() for p in posteriors[1:])
+
+
 def test_impossible_sequence_scores_minus_infinity_alone() -> None:
     """An observation no state can emit gives log-likelihood -inf to its own sequence only."""
     hmm = HMM(startprob=[1.0, 0.0], transmat=[[1.0, 0.0], [0.0, 1.0]],
