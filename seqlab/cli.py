@@ -163,7 +163,7 @@ def _info(args: argparse.Namespace, overrides: list[str]) -> int:
 def _demo(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab import api
     from seqlab.config import SampleConfig
-    print("seqlab demo: a 4-layer character-level GPT learns tiny Shakespeare (nanoGPT's CPU config)\n")
+    print("seqlab demo: a 4-layer character-level GPT learns tiny Shakespeare (nanoGPT's CPU config, lr 2e-3)\n")
     run_dir = api.train("shakespeare-char", out=args.out, overrides=overrides, overwrite=True)
     result = api.evaluate(run_dir)
     print(f"\nvalidation: loss {result['loss']:.4f} nats/char, {result['bits_per_char']:.3f} bits/char\n")
