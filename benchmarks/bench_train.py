@@ -34,7 +34,7 @@ def preset_settings() -> tuple[str, bool]:
     config = load_config(PRESET)
     dtype = str(resolve_dtype(config.train.dtype, CPU)).removeprefix("torch.")
     model = build_model(config.model, 65)
-    return dtype, wants_compile(config.train.compile, CPU, model=model, steps=config.train.max_steps)
+    return dtype, wants_compile(config.train.compile, model=model, steps=config.train.max_steps)
 
 
 def _setup(steps: int):

@@ -144,8 +144,9 @@ def train(config: Config | str | Path, *, out: str | Path | None = None, overrid
     threads = use_threads(config.train.threads, params=n_params, processes=world.size, tokens=step_tokens)
     log.info("training %s (%.2fM parameters) on %s%s", config.model.family, n_params / 1e6, device,
              f" with {threads} thread(s)" if device.type == "cpu" else "")
-    # A single process keeps adapting its threads to the machine; distributed ones keep their share.
-    governor = None if world.distributed else ThreadGovernor(config.train.threads, params=n_params, tokens=step_tokens)
+    # A single process on the CPU keeps adapting its threads to the machine; distributed ones keep their share.
+    governor = (ThreadGovernor(config.train.threads, params=n_params, tokens=step_tokens)
+                if device.type == "cpu" and not world.distributed else None)
     try:
         trainer = Trainer(model, batches, config.train, run_dir, device=device, progress=progress,
                           sampler=sampler, title=run_dir.name, world=world, threads=governor)

@@ -87,22 +87,8 @@ def stop(world: World) -> None:
         dist.destroy_process_group()
 
 
-def barrier(world: World) -> None:
-    if world.distributed:
-        dist.barrier()
-
-
-def mean(value: Tensor, world: World) -> Tensor:
-    """The mean of `value` over all processes (every process gets it)."""
-    if not world.distributed:
-        return value
-    value = value.detach().clone()
-    dist.all_reduce(value, op=dist.ReduceOp.SUM)
-    return value / world.size
-
-
 def total(value: Tensor, world: World) -> Tensor:
-    """The sum of `value` over all processes."""
+    """The sum of `value` over all processes (every process gets it)."""
     if not world.distributed:
         return value
     value = value.detach().clone()
@@ -110,15 +96,18 @@ def total(value: Tensor, world: World) -> Tensor:
     return value
 
 
+def mean(value: Tensor, world: World) -> Tensor:
+    """The mean of `value` over all processes."""
+    return total(value, world) / world.size if world.distributed else value
+
+
 def shard(batch, rows: slice):
-    """This rank's rows of a batch: tensors with a batch dimension are sliced, also inside tuples,
-    lists and dicts; anything else (None, flags) passes through."""
+    """This rank's rows of a batch: tensors with a batch dimension are sliced, also inside tuples
+    and dicts; anything else (None, flags) passes through."""
     if isinstance(batch, Tensor):
         return batch[rows] if batch.dim() > 0 else batch
     if isinstance(batch, tuple):
         return tuple(shard(item, rows) for item in batch)
-    if isinstance(batch, list):
-        return [shard(item, rows) for item in batch]
     if isinstance(batch, dict):
         return {key: shard(item, rows) for key, item in batch.items()}
     return batch

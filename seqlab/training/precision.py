@@ -9,14 +9,11 @@ gradient scaler, and is offered on CUDA only.
 from __future__ import annotations
 
 import contextlib
-import logging
 
 import torch
 from torch import nn
 
 from seqlab.errors import SeqlabError
-
-log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -60,7 +57,7 @@ def grad_scaler(device: torch.device, dtype: torch.dtype) -> torch.amp.GradScale
 AUTO_COMPILE_MIN_STEPS = 500
 
 
-def wants_compile(setting: bool | str, device: torch.device, *, model: nn.Module | None = None,
+def wants_compile(setting: bool | str, *, model: nn.Module | None = None,
                   steps: int = AUTO_COMPILE_MIN_STEPS) -> bool:
     """`train.compile`: true, false, or auto. Auto compiles a model that traces into one graph
     (a `compiles_well` class, the decoder-only Transformer) on CUDA or the CPU, for runs of at least

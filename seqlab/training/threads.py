@@ -53,9 +53,14 @@ def busy_cores(window: float = 0.05) -> float:
             return os.getloadavg()[0]
         except OSError:
             return 0.0
+    return _busy_between(first, second)
+
+
+def _busy_between(first: list[int], second: list[int], own: int = 0) -> float:
+    """Cores kept busy between two /proc/stat readings, less `own` ticks of this process's."""
     total = sum(second) - sum(first)
     idle = (second[3] + second[4]) - (first[3] + first[4])  # idle + iowait
-    return max(0.0, (total - idle) / total * (os.cpu_count() or 1)) if total > 0 else 0.0
+    return max(0.0, (total - idle - own) / total * (os.cpu_count() or 1)) if total > 0 else 0.0
 
 
 def _own_ticks() -> int:
@@ -73,7 +78,7 @@ class ThreadGovernor:
     process's own). Off when the thread count was asked for or the work is small."""
 
     def __init__(self, requested: int = 0, *, params: int = 0, tokens: int = 1, interval: float = 5.0) -> None:
-        self.active = _COMMAND_LINE == 0 and requested == 0 and params * tokens >= SMALL_WORK
+        self.active = _fixed(requested, params, tokens) is None
         self.interval = interval
         self.cores = available_cores()
         self._last = self._sample() if self.active else None
@@ -94,11 +99,7 @@ class ThreadGovernor:
             return None
         (_, first, own_first), (_, second, own_second) = self._last, now
         self._last = now
-        total = sum(second) - sum(first)
-        busy = total - ((second[3] + second[4]) - (first[3] + first[4]))
-        if total <= 0:
-            return None
-        others = max(0.0, (busy - (own_second - own_first)) / total * (os.cpu_count() or 1))
+        others = _busy_between(first, second, own=own_second - own_first)
         n = _free(self.cores, others)
         if n == torch.get_num_threads():
             return None
@@ -130,14 +131,21 @@ def set_command_line_threads(n: int) -> None:
 def choose_threads(requested: int = 0, *, params: int = 0, tokens: int = 1, processes: int = 1) -> int:
     """The thread count for work on a model of `params` parameters over `tokens` tokens per step,
     in each of `processes` processes sharing the machine (data-parallel training on the CPU)."""
-    if _COMMAND_LINE > 0 or requested > 0:
-        return _COMMAND_LINE or requested
-    if params * tokens < SMALL_WORK:
-        return 1
+    fixed = _fixed(requested, params, tokens)
+    if fixed is not None:
+        return fixed
     cores = available_cores()
     if processes > 1:  # they start together: each sees the others idle, so split the cores evenly
         return max(1, cores // processes)
     return _free(cores, busy_cores())
+
+
+def _fixed(requested: int, params: int, tokens: int) -> int | None:
+    """The thread count when it does not depend on the machine's load: asked for (the command line
+    first), or one for small work; None when it does."""
+    if _COMMAND_LINE > 0 or requested > 0:
+        return _COMMAND_LINE or requested
+    return 1 if params * tokens < SMALL_WORK else None
 
 
 def use_threads(requested: int = 0, *, params: int = 0, tokens: int = 1, processes: int = 1) -> int:

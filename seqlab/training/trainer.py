@@ -126,7 +126,7 @@ class Trainer:
             ids = [device.index] if device.type == "cuda" else None
             self._ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
             self.train_model = self._ddp
-        self._compiled = precision.wants_compile(config.compile, device, model=self.model, steps=config.max_steps)
+        self._compiled = precision.wants_compile(config.compile, model=self.model, steps=config.max_steps)
         if self._compiled:
             self.train_model = precision.compile_model(self.train_model)
 
@@ -204,16 +204,15 @@ class Trainer:
         """Log train and val estimates, write a sample and the loss plot; returns the val loss."""
         lr = learning_rate(max(self.step - 1, 0), self.config)
         losses, accuracies = {}, {}
-        for split in ("train", "val"):
+        for split in ("train", "val"):  # every process estimates (the estimates are averaged over them)
             losses[split], accuracies[split] = self.estimate(split)
-            if self.metrics is None:
-                continue  # another process writes the run directory
+        if self.metrics is None:  # another process writes the run directory
+            return losses["val"]
+        for split in ("train", "val"):
             bpc = losses[split] / math.log(2) * self.batches.tokens_per_char[split]
             self.metrics.add(step=self.step, split=split, loss=losses[split], bits_per_char=bpc,
                              accuracy=accuracies[split], tokens_per_sec=self.tokens_per_sec, lr=lr,
                              elapsed_s=self.train_seconds)
-        if self.metrics is None:
-            return losses["val"]
         accuracy = "" if accuracies["val"] is None else f", val accuracy {accuracies['val']:.4f}"
         log.info("step %d: train loss %.4f, val loss %.4f%s", self.step, losses["train"], losses["val"], accuracy)
         if self.sampler is not None and self.config.sample_tokens > 0:
@@ -261,7 +260,8 @@ class Trainer:
         try:
             output = self._forward(self.train_model, x, y)
             loss = output[1]
-            self._backward(loss / self.config.grad_accum_steps)
+            scaled = loss / self.config.grad_accum_steps
+            (scaled if self.scaler is None else self.scaler.scale(scaled)).backward()
         except Exception as exc:  # noqa: BLE001 - any compiler failure; an eager error re-raises below
             if not self._compiled:
                 raise
@@ -276,9 +276,6 @@ class Trainer:
             carry(output)
         self.tokens_seen += y.numel() * self.world.size
         return loss
-
-    def _backward(self, loss: Tensor) -> None:
-        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
 
     def _forward(self, model: nn.Module, x: Tensor | tuple | dict, y: Tensor) -> tuple:
         """`model`'s output on one batch, (output, loss, ...), in the run's precision: model(x, y),
@@ -340,7 +337,7 @@ class Trainer:
                 self.train_seconds += time.perf_counter() - start  # evaluation time is not training time
                 if log_now:
                     self._log_batch(loss, bar)
-                    if self.threads is not None and self.device.type == "cpu":
+                    if self.threads is not None:
                         self.threads.check()
                 if eval_now:
                     val_loss = self.evaluate()

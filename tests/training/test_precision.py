@@ -80,14 +80,13 @@ def test_a_compiler_failure_falls_back_to_eager(tmp_path, monkeypatch, caplog):
 
 
 def test_compile_auto_is_for_long_runs_of_models_that_trace_whole():
-    cpu = torch.device("cpu")
     gpt = build_model(ModelConfig(n_layer=1, n_head=2, d_model=16, block_size=8), VOCAB)
     lstm = build_model(ModelConfig(family="lstm", n_layer=1, d_model=16, block_size=8), VOCAB)
-    assert precision.wants_compile("auto", cpu, model=gpt, steps=2000)
-    assert not precision.wants_compile("auto", cpu, model=gpt, steps=20)  # compiling would not pay
-    assert not precision.wants_compile("auto", cpu, model=lstm, steps=2000)  # its loop would unroll
-    assert precision.wants_compile(True, cpu, model=lstm, steps=1)
-    assert not precision.wants_compile(False, cpu, model=gpt, steps=2000)
+    assert precision.wants_compile("auto", model=gpt, steps=2000)
+    assert not precision.wants_compile("auto", model=gpt, steps=20)  # compiling would not pay
+    assert not precision.wants_compile("auto", model=lstm, steps=2000)  # its loop would unroll
+    assert precision.wants_compile(True, model=lstm, steps=1)
+    assert not precision.wants_compile(False, model=gpt, steps=2000)
 
 
 def test_dtype_choices():
