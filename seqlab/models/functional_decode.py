@@ -73,6 +73,8 @@ class FunctionalStepper:
                          down=_linear(b.mlp.down), n_head=b.attn.n_head)
             for b in model.blocks
         ]
+        self._views: list[tuple[Tensor, Tensor]] = []  # per-layer views of the cache in use (`_cache_views`)
+        self._views_of: Tensor | None = None
 
     @staticmethod
     def supports(model: nn.Module) -> bool:
@@ -96,23 +98,53 @@ class FunctionalStepper:
         past = 0 if state is None else state.length
         if past + T > self.block_size:
             raise ValueError(f"sequence of {past} cached + {T} new tokens exceeds block_size {self.block_size}")
+        cache = None if state is None else self._cache_views(state, past + T)
         # Rows of a 2-D (B·T, D) stream: linear layers on 2-D inputs skip matmul's reshapes.
-        x = (F.embedding(tokens, self._tok_emb) + self._pos_emb[past:past + T]).view(B * T, -1)  # (B·T, D)
+        x = (torch.embedding(self._tok_emb, tokens) + self._pos_emb[past:past + T]).view(B * T, -1)  # (B·T, D)
         D = x.shape[-1]
         for i, p in enumerate(self._blocks):
             H = p.n_head
-            h = F.layer_norm(x, *p.norm1)
+            h = torch.layer_norm(x, *p.norm1)
             q, k, v = F.linear(h, *p.qkv).view(B, T, 3, H, D // H).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, T, Dh)
-            if state is not None:
-                k, v = state.layer(i).append(k, v)  # (B, H, S, Dh)
-            y = causal_attention(q, k, v).transpose(1, 2).reshape(B * T, D)  # (B·T, D)
+            if cache is not None:
+                k, v = self._append(cache[i], past, k, v)  # (B, H, S, Dh)
+            elif state is not None:
+                k, v = state.layer(i).append(k, v)
+            # One query sees every key: no mask, and float32 SDPA needs none of `sdpa`'s CPU casts.
+            y = (F.scaled_dot_product_attention(q, k, v) if T == 1 and q.dtype == torch.float32
+                 else causal_attention(q, k, v)).transpose(1, 2).reshape(B * T, D)  # (B·T, D)
             x = x + F.linear(y, *p.out)
-            h = F.layer_norm(x, *p.norm2)
+            h = torch.layer_norm(x, *p.norm2)
             x = x + F.linear(F.gelu(F.linear(h, *p.up), approximate=p.gelu), *p.down)
         if state is not None:
             state.advance(T)
-        x = F.layer_norm(x.view(B, T, D)[:, -1], *self._norm_f)  # (B, D): the last position only
+        x = torch.layer_norm(x.view(B, T, D)[:, -1], *self._norm_f)  # (B, D): the last position only
         return F.linear(x, self._tok_emb), state  # (B, V)
+
+    def _cache_views(self, state: KVCache, end: int) -> list[tuple[Tensor, Tensor]] | None:
+        """Each layer's (keys, values) storage in `state`, (B, H, M, Dh) views made once per cache, or
+        None where they must not be used: with autograd recording, a write through a view made
+        earlier would leave the other views' history stale (`LayerKVCache.append` indexes afresh)."""
+        if torch.is_grad_enabled():
+            return None
+        if end > state.max_len:
+            raise ValueError(f"KV cache overflow: {state.length} cached + {end - state.length} new > "
+                             f"capacity {state.max_len}")
+        if self._views_of is not state.k:  # a new cache (a new generation, or a re-prime)
+            self._views = [(state.k[i], state.v[i]) for i in range(len(self._blocks))]
+            self._views_of = state.k
+        return self._views
+
+    @staticmethod
+    def _append(layer: tuple[Tensor, Tensor], past: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Write a layer's new k, v (B, H, T, Dh) at positions past.. and return the filled prefix:
+        `LayerKVCache.append` as two narrow-and-copy calls on the prepared views (its indexing
+        through `__setitem__` cost a quarter of a decode step)."""
+        keys, values = layer
+        T = k.shape[2]
+        keys.narrow(2, past, T).copy_(k)
+        values.narrow(2, past, T).copy_(v)
+        return keys.narrow(2, 0, past + T), values.narrow(2, 0, past + T)
 
 
 def _is_stock_block(block: nn.Module) -> bool:

@@ -218,11 +218,20 @@ def test_functional_stepper_applies_only_to_stock_eval_models_without_hooks():
 
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("bias", [True, False])
-def test_functional_stepper_equals_the_module_path(seed, bias):
+@pytest.mark.parametrize("inference", [False, True], ids=["grad", "inference_mode"])
+def test_functional_stepper_equals_the_module_path(seed, bias, inference):
+    # Under inference mode the stepper writes the cache through views it prepares once per cache
+    # (sampling's path); with autograd on it indexes the cache afresh, as the module path does.
     model = make_model(seed, bias=bias)
     stepper = FunctionalStepper(model)
     idx = torch.randint(0, V, (2, 16))
-    for chunks in [(5, 3, 1, 1, 4, 2), (16,)]:
+    mode = torch.inference_mode() if inference else contextlib.nullcontext()
+    with mode:
+        _check_stepper_against_module_path(model, stepper, idx)
+
+
+def _check_stepper_against_module_path(model, stepper, idx):
+    for chunks in [(5, 3, 1, 1, 4, 2), (16,)]:  # the second pass gets a new cache: new views
         ours, theirs = stepper.new_state(2, "cpu"), model.new_state(2, "cpu")
         start = 0
         for size in chunks:
@@ -232,6 +241,7 @@ def test_functional_stepper_equals_the_module_path(seed, bias):
             start += size
         assert ours.length == theirs.length == 16
         torch.testing.assert_close(ours.k, theirs.k)
+        assert (stepper._views_of is ours.k) == torch.is_inference_mode_enabled()  # the path under test ran
     for end in (1, 7, 16):
         logits, state = stepper.step(idx[:, :end], None)
         assert state is None
