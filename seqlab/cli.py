@@ -291,7 +291,7 @@ def _add_parens(experiments) -> None:
 def _compare(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab.experiments.compare import render_table, run_compare, write_reports
     rows = run_compare(args.configs, out=args.out, overrides=overrides, sample_tokens=args.sample_tokens,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, models=args.models, corpus=args.corpus)
     print(render_table(rows))
     print("\nsaved " + ", ".join(str(p) for p in write_reports(rows, args.out)))
     return 0
@@ -404,7 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="train language models of any family alike and compare them",
                                   epilog="--section.key=value overrides apply to every config, "
                                          "e.g. --train.max_steps=500")
-    compare.add_argument("configs", nargs="+", help="preset names or TOML files")
+    compare.add_argument("configs", nargs="*", help="preset names or TOML files")
+    compare.add_argument("--models", default="", metavar="NAMES",
+                         help="the ladder in shorthand, e.g. ngram-5,hmm-64,lstm,gpt: FAMILY[-SIZE] with FAMILY one "
+                              "of ngram, hmm, rnn, gated, gru, lstm, gpt (SIZE: order, states or width)")
+    compare.add_argument("--corpus", default="", help="train and measure every model on this corpus (a registered "
+                                                      "name, file, folder or glob) instead of its config's")
     compare.add_argument("--out", default="runs/compare", help="one run per config, and the reports "
                                                                "(default runs/compare)")
     compare.add_argument("--sample-tokens", type=int, default=60, help="length of each row's sample")

@@ -7,6 +7,10 @@ from its own prompt. The table has one row per config: family, size (weights, st
 HMM parameters), training time, validation bits per character, training tokens per second, and the
 start of a sample. `write_reports` saves it as `compare.md` and `compare.csv` and draws
 `compare.png`, a bar chart of bits per character.
+
+The ladder can also be named in shorthand, `--models ngram-5,hmm-64,lstm,gpt` (see `ladder_configs`):
+each name is a family with an optional size, built on the family's `shakespeare-char` preset, and
+`--corpus` points every config at another corpus.
 """
 
 from __future__ import annotations
@@ -39,27 +43,68 @@ class CompareRow:
     sample: str
 
 
+# Shorthand model names: family -> (the preset it starts from, the setting its size sets, the family).
+# A size is the n-gram order, the number of HMM states, or the hidden / model width.
+LADDER = {
+    "ngram": ("shakespeare-char-ngram", "model.order", "ngram"),
+    "hmm": ("shakespeare-char-hmm", "model.n_states", "hmm"),
+    "rnn": ("shakespeare-char-lstm", "model.d_model", "rnn"),
+    "gated": ("shakespeare-char-lstm", "model.d_model", "gated"),
+    "gru": ("shakespeare-char-lstm", "model.d_model", "gru"),
+    "lstm": ("shakespeare-char-lstm", "model.d_model", "lstm"),
+    "gpt": ("shakespeare-char", "model.d_model", "transformer"),
+    "transformer": ("shakespeare-char", "model.d_model", "transformer"),
+}
+
+
+def ladder_configs(models: str) -> list[tuple[str, str, list[str]]]:
+    """`"ngram-5,hmm-64,lstm,gpt"` as (name, preset, overrides) per model, in order.
+
+    >>> ladder_configs("ngram-3,gpt")
+    [('ngram-3', 'shakespeare-char-ngram', ['model.order=3']), ('gpt', 'shakespeare-char', [])]
+    """
+    entries = []
+    for name in (part.strip() for part in models.split(",")):
+        family, _, size = name.partition("-")
+        if family not in LADDER or (size and not (size.isdigit() and int(size) > 0)):
+            raise SeqlabError(f"--models: {name!r} is not a model name: use FAMILY or FAMILY-SIZE with FAMILY one "
+                              f"of {', '.join(LADDER)} and SIZE a positive integer (e.g. ngram-5, hmm-64, lstm-256)")
+        preset, setting, model_family = LADDER[family]
+        changes = [f"model.family={model_family}"] if family in ("rnn", "gated", "gru") else []
+        entries.append((name, preset, changes + ([f"{setting}={int(size)}"] if size else [])))
+    if len({name for name, _, _ in entries}) < len(entries):
+        raise SeqlabError(f"--models {models!r} names a model twice")
+    return entries
+
+
 def run_compare(configs: Sequence[str], *, out: str | Path, overrides: Sequence[str] = (),
-                sample_tokens: int = 60, progress: bool = True) -> list[CompareRow]:
-    """Train, evaluate and sample each config (see the module docstring); rows in the order given."""
+                sample_tokens: int = 60, progress: bool = True, models: str = "",
+                corpus: str = "") -> list[CompareRow]:
+    """Train, evaluate and sample each config, then each `models` shorthand (see the module
+    docstring); rows in the order given. `corpus`, when given, replaces every config's corpus."""
     from seqlab import api
     from seqlab.runs import load_run
 
-    if not configs:
-        raise SeqlabError("compare needs at least one config or preset")
-    loaded = {name: load_config(name, list(overrides)) for name in configs}  # every mistake before training
+    common = [*([f"data.corpus={corpus}"] if corpus else []), *overrides]
+    named = [(Path(spec).stem, spec, []) for spec in configs] + (ladder_configs(models) if models else [])
+    if not named:
+        raise SeqlabError("compare needs at least one config, preset or --models name")
+    if len({name for name, _, _ in named}) < len(named):
+        raise SeqlabError("compare got two configs of the same name: their runs would share a folder")
+    # every mistake before training
+    loaded = {name: load_config(spec, [*changes, *common]) for name, spec, changes in named}
     for name, config in loaded.items():
         if config.model.seq2seq:
             raise SeqlabError(f"{name} is a seq2seq config: compare measures language models in bits per char")
     rows = []
     for name, config in loaded.items():
-        run_dir = Path(out) / Path(name).stem
+        run_dir = Path(out) / name
         start = time.perf_counter()
         api.train(config, out=run_dir, overwrite=True, progress=progress)
         seconds = time.perf_counter() - start
         result = api.evaluate(run_dir)
         model, tokenizer, _ = load_run(run_dir)  # once, for its size and its sample
-        rows.append(CompareRow(name=Path(name).stem, family=config.model.family, size=_size(model, config),
+        rows.append(CompareRow(name=name, family=config.model.family, size=_size(model, config),
                                train_seconds=seconds, bits_per_char=float(result["bits_per_char"]),
                                tokens_per_sec=_tokens_per_sec(run_dir),
                                sample=_sample(model, tokenizer, config, sample_tokens)))

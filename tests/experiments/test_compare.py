@@ -8,6 +8,7 @@ import pytest
 
 import seqlab
 from seqlab.cli import main
+from seqlab.config import load_config
 
 TEXT = "the cat sat on the mat. the dog sat on the log. " * 30
 
@@ -43,3 +44,38 @@ def test_compare_refuses_seq2seq_configs_before_training(tmp_path, capsys):
     assert main(["compare", "shakespeare-char-ngram", "dates", "--out", str(tmp_path / "cmp")]) == 2
     assert "seq2seq" in capsys.readouterr().err
     assert not (tmp_path / "cmp").exists()  # nothing was trained
+
+
+def test_the_ladder_in_shorthand_on_another_corpus(tmp_path, corpus):
+    out = tmp_path / "ladder"
+    args = ["compare", "--models", "ngram-3,hmm-4,gru-16,gpt-16", "--corpus", str(corpus), "--out", str(out),
+            "--model.em_iterations=2", "--train.max_steps=3", "--model.n_layer=1", "--model.n_head=2",
+            "--model.block_size=16", "--train.eval_every=0", "--train.checkpoint_every=0",
+            "--train.sample_tokens=0", "--no-progress", "--sample-tokens", "5", "--sample.prompt=the "]
+    assert main(args) == 0
+    with open(out / "compare.csv", encoding="utf-8", newline="") as handle:
+        rows = {r["config"]: r for r in csv.DictReader(handle)}
+    assert list(rows) == ["ngram-3", "hmm-4", "gru-16", "gpt-16"]
+    assert [r["family"] for r in rows.values()] == ["ngram", "hmm", "gru", "transformer"]
+    # each size landed in its setting, and every run read the corpus given, not the presets' shakespeare
+    saved = {name: load_config(out / name / "config.toml") for name in rows}
+    assert saved["ngram-3"].model.order == 3 and saved["hmm-4"].model.n_states == 4
+    assert saved["gru-16"].model.d_model == saved["gpt-16"].model.d_model == 16
+    assert {c.data.corpus for c in saved.values()} == {str(corpus)}
+
+
+@pytest.mark.parametrize("models, message", [
+    ("ngram-5,cnn", "'cnn' is not a model name"),
+    ("hmm-x", "'hmm-x' is not a model name"),
+    ("lstm,lstm", "names a model twice"),
+])
+def test_bad_shorthand_fails_in_one_line_before_training(tmp_path, capsys, models, message):
+    assert main(["compare", "--models", models, "--out", str(tmp_path / "cmp")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_compare_needs_something_to_compare(tmp_path, capsys):
+    assert main(["compare", "--out", str(tmp_path / "cmp")]) == 2
+    assert "at least one config" in capsys.readouterr().err
