@@ -3,6 +3,7 @@ float32 eager run trains (bfloat16 to its rounding, compile to float rounding), 
 fail with one clear line."""
 
 import csv
+import json
 import logging
 import os
 
@@ -34,13 +35,13 @@ class RandomWindows:
         return x, torch.stack([self.tokens[s + 1:s + T + 1] for s in starts])
 
 
-def _train(run_dir, **changes):
+def _train(run_dir, resume=False, **changes):
     torch.manual_seed(0)
     model = build_model(ModelConfig(n_layer=2, n_head=2, d_model=32, block_size=T, dropout=0.0), VOCAB)
     config = TrainConfig(**{"max_steps": 30, "lr": 1e-2, "warmup_steps": 2, "eval_every": 0, "eval_steps": 2,
                             "checkpoint_every": 30, "log_every": 1, "sample_tokens": 0, "device": "cpu",
                             **changes})
-    Trainer(model, RandomWindows(), config, run_dir, device=torch.device("cpu"), progress=False).fit()
+    Trainer(model, RandomWindows(), config, run_dir, device=torch.device("cpu"), progress=False).fit(resume=resume)
     with open(run_dir / "metrics.csv") as handle:
         return [float(r["loss"]) for r in csv.DictReader(handle) if r["split"] == "batch"]
 
@@ -77,6 +78,27 @@ def test_a_compiler_failure_falls_back_to_eager(tmp_path, monkeypatch, caplog):
         fallback = _train(tmp_path / "fallback", max_steps=5, checkpoint_every=5, compile=True)
     assert fallback == eager
     assert "torch.compile failed (RuntimeError: inductor: no C++ compiler found)" in caplog.text
+
+
+def test_float16_gradient_scaler_path(tmp_path, monkeypatch):
+    """The float16 path (a GPU setting) run on the CPU, whose autocast also computes in float16, so
+    CI exercises the scaler: scaled backward, unscale before clipping, step and update, the scaler's
+    state in the checkpoint, and a resume that goes on exactly as the whole run."""
+    monkeypatch.setattr(precision, "resolve_dtype", lambda name, device: precision.DTYPES[name])
+    full = _train(tmp_path / "fp32", max_steps=12, checkpoint_every=12)
+    half = _train(tmp_path / "fp16", dtype="float16", max_steps=12, checkpoint_every=6)
+    assert half != full and abs(half[0] - full[0]) < 0.02 and abs(half[-1] - full[-1]) < 0.1
+    scaler = _scaler_state(tmp_path / "fp16")
+    assert scaler["scale"] > 0 and scaler["_growth_tracker"] == 12  # no overflow: 12 good steps in a row
+    _train(tmp_path / "parts", dtype="float16", max_steps=6, checkpoint_every=6, lr_decay_steps=12)
+    assert _train(tmp_path / "parts", dtype="float16", max_steps=12, checkpoint_every=6, lr_decay_steps=12,
+                  resume=True) == half
+    assert _scaler_state(tmp_path / "parts") == scaler  # restored at step 6, not started afresh
+
+
+def _scaler_state(run_dir) -> dict:
+    (checkpoint,) = (run_dir / "state").glob("ckpt-*")
+    return json.loads((checkpoint / "trainer.json").read_text(encoding="utf-8"))["grad_scaler"]
 
 
 def test_compile_auto_is_for_long_runs_of_models_that_trace_whole():
