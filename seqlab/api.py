@@ -23,13 +23,16 @@ from torch import Tensor, nn
 from seqlab import classical_runs, seq2seq
 from seqlab.config import Config, SampleConfig, load_config, override
 from seqlab.data import (
+    Corpus,
     TBPTTBatches,
+    TextSpan,
     TokenData,
+    encode_cached,
     iter_eval_windows,
     load_corpus,
     prepare_tokens,
     sample_batch,
-    split_text,
+    split_corpus,
 )
 from seqlab.errors import SeqlabError
 from seqlab.generate.sampling import generate, iter_generate
@@ -42,13 +45,19 @@ from seqlab.runs import (
     read_tokenizer,
     write_run_files,
 )
-from seqlab.tokenizers import Tokenizer, source_vocab_size, train_tokenizer
+from seqlab.tokenizers import (
+    CharTokenizer,
+    Tokenizer,
+    source_vocab_size,
+    train_tokenizer,
+)
 from seqlab.training import Trainer, distributed, resolve_device
 from seqlab.training.threads import ThreadGovernor, use_threads
 
 log = logging.getLogger(__name__)
 
 RECURRENT_WINDOW = 256  # tokens per forward when evaluating a recurrent model (no effect on its loss)
+TOKENIZER_FIT_CHARS = 100_000_000  # BPE and word tokenizers learn from at most this much training text
 
 
 @dataclass
@@ -80,13 +89,28 @@ def _default_out(config: Config | str | Path) -> Path:
     return Path("runs") / name
 
 
-def fit_tokenizer(config: Config, text: str) -> Tokenizer:
-    kind = config.tokenizer.kind
-    # The char vocabulary is the whole corpus's (as nanoGPT's), so validation has no unseen
-    # characters; BPE merges are learned from the training part only.
-    source = text if kind == "char" else split_text(text, config.data.val_fraction)[0]
-    return train_tokenizer(kind, source, vocab_size=config.tokenizer.vocab_size,
-                           unknown_token=config.tokenizer.unknown_token)
+def fit_tokenizer(config: Config, corpus: Corpus | str) -> Tokenizer:
+    """The tokenizer of `config.tokenizer` fitted to `corpus` (or a text), read in pieces.
+
+    The char vocabulary is the whole corpus's (as nanoGPT's), so validation has no unseen
+    characters; BPE merges and word vocabularies are learned from the training part only, and
+    from no more than its first `TOKENIZER_FIT_CHARS` characters, which hold a tokenizer's
+    statistics long before a corpus stops fitting in memory.
+    """
+    if isinstance(corpus, str):
+        corpus = Corpus("text", corpus, ())
+    options = config.tokenizer
+    kind = options.kind
+    if kind == "char":
+        return CharTokenizer.train(corpus.chunks(), unknown_token=options.unknown_token)
+    train_part, _ = split_corpus(corpus, config.data.val_fraction)
+    if kind == "byte":  # nothing to learn: the 256 bytes
+        return train_tokenizer(kind, "")
+    if len(train_part) > TOKENIZER_FIT_CHARS:
+        log.info("fitting the %s tokenizer on the first %d of the %d training characters",
+                 kind, TOKENIZER_FIT_CHARS, len(train_part))
+    return train_tokenizer(kind, train_part.head(TOKENIZER_FIT_CHARS), vocab_size=options.vocab_size,
+                           unknown_token=options.unknown_token)
 
 
 def _resume_config(run_dir: Path, overrides: Sequence[str]) -> Config:
@@ -106,8 +130,8 @@ def train(config: Config | str | Path, *, out: str | Path | None = None, overrid
     Under torchrun (several processes) each process trains its share of every batch and rank 0
     alone writes the run directory (see `seqlab.training.distributed`)."""
     world = distributed.world_from_env()
-    if not world.main:  # rank 0 reports for every process
-        logging.getLogger("seqlab").setLevel(max(logging.WARNING, logging.getLogger("seqlab").level))
+    if not world.main:  # rank 0 reports for every process; the others' failures still raise
+        logging.getLogger("seqlab").setLevel(max(logging.ERROR, logging.getLogger("seqlab").level))
     run_dir = Path(out) if out is not None else _default_out(config)
     tokenizer = None
     if resume and (run_dir / "config.toml").is_file():
@@ -162,10 +186,10 @@ def train(config: Config | str | Path, *, out: str | Path | None = None, overrid
 def _lm_batches(config: Config, tokenizer: Tokenizer | None) -> tuple[Tokenizer, LMBatches | TBPTTBatches]:
     """The tokenizer (fitted to the corpus unless given) and the batch source of a language model:
     random windows, or for a recurrent model consecutive windows with its hidden state carried."""
-    corpus = load_corpus(config.data.corpus)
+    corpus = load_corpus(config.data.corpus)  # read in pieces below, never whole
     if tokenizer is None:
-        tokenizer = fit_tokenizer(config, corpus.text)
-    data = prepare_tokens(corpus.text, tokenizer, config.data.val_fraction)
+        tokenizer = fit_tokenizer(config, corpus)
+    data = prepare_tokens(corpus, tokenizer, config.data.val_fraction)
     log.info("corpus %s: %d train / %d val tokens", config.data.corpus, len(data.train), len(data.val))
     source = TBPTTBatches if config.model.recurrent else LMBatches
     return tokenizer, source(data, config.train.batch_size, config.model.block_size)
@@ -313,10 +337,11 @@ def evaluate(run_dir: str | Path, *, corpus: str | None = None, split: str = "va
     if config.model.classical and context is not None:
         raise SeqlabError(f"an {config.model.family} run scores the split as one stream: drop --context")
     window = None if config.model.classical else evaluation_context(model, context)
-    text = load_corpus(corpus or config.data.corpus).text
-    if split != "all":
-        text = dict(zip(("train", "val"), split_text(text, config.data.val_fraction)))[split]
-    tokens = tokenizer.encode_array(text)
+    # Read and encoded in pieces through the token cache, as in training (whose entries it reuses).
+    source = load_corpus(corpus or config.data.corpus)
+    text = (TextSpan(source, 0, source.n_chars) if split == "all"
+            else dict(zip(("train", "val"), split_corpus(source, config.data.val_fraction)))[split])
+    tokens = encode_cached(text, tokenizer)
     if len(tokens) < 2:
         raise SeqlabError(f"the {split} split has {len(tokens)} token(s): nothing to evaluate")
     if config.model.classical:  # the whole split as one stream, every token predicted

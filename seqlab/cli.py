@@ -30,7 +30,9 @@ def _train(args: argparse.Namespace, overrides: list[str]) -> int:
         raise SeqlabError("train needs a config file or preset name (see 'seqlab presets')")
     run_dir = api.train(args.config or "run", out=args.out, overrides=overrides, resume=args.resume,
                         overwrite=args.overwrite, progress=not args.no_progress)
-    print(f"run saved in {run_dir}  (next: seqlab sample {run_dir})")
+    from seqlab.training.distributed import world_from_env
+    if world_from_env().main:  # under torchrun, rank 0 speaks for all
+        print(f"run saved in {run_dir}  (next: seqlab sample {run_dir})")
     return 0
 
 

@@ -62,6 +62,17 @@ class Tokenizer(ABC):
     def from_dict(cls, d: dict[str, Any]) -> Tokenizer:
         """Rebuild from ``to_dict()``; a malformed dict raises TokenizerError."""
 
+    def safe_cut(self, text: str, limit: int) -> int:
+        """The last place ``i`` with ``0 < i <= limit`` where ``text`` (and whatever follows it)
+        can be cut without changing its ids: ``encode(text[:i]) + encode(rest) == encode(text +
+        rest)`` for the rest ``text[i:] + ...``; 0 if there is none.
+
+        The token cache encodes a corpus in pieces cut here. This default knows no cut, so the text
+        is encoded whole; each kind whose splitting rule allows it says where.
+        """
+        del text, limit
+        return 0
+
     def encode(self, text: str) -> list[int]:
         """The ids of ``text`` as a list of ints."""
         return self.encode_array(text).tolist()

@@ -74,7 +74,7 @@ def split_for_parallel(text: str, chunk_chars: int = PARALLEL_CHUNK_CHARS) -> li
     start = 0
     while len(text) - start > chunk_chars:
         cut = text.find("\n", start + chunk_chars)
-        while cut != -1 and not "!" <= text[cut - 1] <= "~":
+        while cut != -1 and not _cuts_before(text, cut):
             cut = text.find("\n", cut + 1)
         if cut == -1:
             break
@@ -82,6 +82,11 @@ def split_for_parallel(text: str, chunk_chars: int = PARALLEL_CHUNK_CHARS) -> li
         start = cut
     chunks.append(text[start:])
     return chunks
+
+
+def _cuts_before(text: str, i: int) -> bool:
+    """Whether the newline ``text[i]`` may start a piece (see ``split_for_parallel``)."""
+    return i > 0 and "!" <= text[i - 1] <= "~"
 
 
 class BPETokenizer(Tokenizer):
@@ -142,6 +147,16 @@ class BPETokenizer(Tokenizer):
         encode_text(text, "utf-8")
         encodings = self._hf.encode_batch_fast(split_for_parallel(text), add_special_tokens=False)
         return np.concatenate([np.array(e.ids, dtype=np.int64) for e in encodings])
+
+    def safe_cut(self, text: str, limit: int) -> int:
+        # The cuts of split_for_parallel, the last one at or before limit. Added (special) tokens
+        # are matched before the regex, across any cut: a tokenizer with some is encoded whole.
+        if self._has_added_tokens:
+            return 0
+        cut = text.rfind("\n", 1, limit + 1)
+        while cut > 0 and not _cuts_before(text, cut):
+            cut = text.rfind("\n", 1, cut)
+        return max(cut, 0)
 
     def decode_bytes(self, ids: IdsLike) -> bytes:
         table = self._bytes_of_id

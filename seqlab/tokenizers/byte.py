@@ -41,6 +41,10 @@ class ByteTokenizer(Tokenizer):
     def encode_array(self, text: str) -> np.ndarray:
         return np.frombuffer(encode_text(text, "utf-8"), dtype=np.uint8).astype(np.int64)
 
+    def safe_cut(self, text: str, limit: int) -> int:
+        # Each character's bytes are its own: a cut anywhere between characters keeps the ids.
+        return min(limit, len(text))
+
     def decode_bytes(self, ids: IdsLike) -> bytes:
         return self._id_array(ids).astype(np.uint8).tobytes()
 

@@ -16,7 +16,7 @@ every unseen character and decodes to U+FFFD, the Unicode replacement character.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from seqlab.tokenizers.base import (
 )
 
 REPLACEMENT_CHARACTER = "\ufffd"
+MAX_CODE_POINT = 0x10FFFF
 
 
 class CharTokenizer(Tokenizer):
@@ -50,13 +51,24 @@ class CharTokenizer(Tokenizer):
         self._code_of_id = np.append(codes, ord(REPLACEMENT_CHARACTER)).astype("<u4")
 
     @classmethod
-    def train(cls, text: str, *, unknown_token: bool = False) -> CharTokenizer:
-        """The sorted set of the characters of ``text``, as nanoGPT's shakespeare_char builds it."""
-        if not text:
+    def train(cls, text: str | Iterable[str], *, unknown_token: bool = False) -> CharTokenizer:
+        """The sorted set of the characters of ``text``, as nanoGPT's shakespeare_char builds it.
+
+        ``text`` may also be given in pieces (a corpus read in chunks): the vocabulary is the union
+        of their characters, the same as that of their concatenation.
+        """
+        pieces = [text] if isinstance(text, str) else text
+        seen = np.zeros(MAX_CODE_POINT + 1, dtype=bool)  # code point -> occurs in the text
+        for piece in pieces:
+            _mark_chars(seen, piece)
+        if not seen.any():
             raise TokenizerError("cannot train a char tokenizer on empty text; "
                                  "give it a corpus with at least one character")
-        encode_text(text, "utf-8")  # rejects lone surrogates with their position
-        return cls(sorted(set(text)), unknown_token=unknown_token)
+        return cls([chr(code) for code in np.flatnonzero(seen)], unknown_token=unknown_token)
+
+    def safe_cut(self, text: str, limit: int) -> int:
+        # One id per character: a cut anywhere keeps the ids.
+        return min(limit, len(text))
 
     @property
     def chars(self) -> tuple[str, ...]:
@@ -121,6 +133,19 @@ class CharTokenizer(Tokenizer):
             f"character {ch!r} (U+{ord(ch):04X}) at position {position} is not in the char "
             f"vocabulary ({len(self._chars)} characters); train the tokenizer on text that "
             "contains it or set tokenizer.unknown_token = true")
+
+
+def _mark_chars(seen: np.ndarray, text: str) -> None:
+    """Set ``seen[ord(c)]`` for every character ``c`` of ``text``, vectorised.
+
+    The ASCII characters already seen are first deleted from the UTF-8 bytes (an ASCII byte is
+    never part of a longer character, and ``bytes.translate`` runs at memory speed), so a corpus
+    read in many pieces costs one fast pass over each instead of a gather per character.
+    """
+    utf8 = encode_text(text, "utf-8")  # rejects lone surrogates with their position
+    known_ascii = np.flatnonzero(seen[:128]).astype(np.uint8).tobytes()
+    rest = utf8.translate(None, known_ascii).decode("utf-8")
+    seen[np.frombuffer(rest.encode("utf-32-le"), dtype="<u4")] = True
 
 
 def _check_chars(chars: Sequence[str]) -> list[str]:

@@ -97,6 +97,12 @@ class WordTokenizer(Tokenizer):
         ids = [self._id.get(token, 0) for token in TOKEN.findall(text)]
         return np.array(ids, dtype=np.int64)
 
+    def safe_cut(self, text: str, limit: int) -> int:
+        # No TOKEN match holds whitespace beside another character (TAB and newline are tokens of
+        # their own, other whitespace only separates), and TOKEN has no lookaround: a cut just
+        # before a space, TAB or newline leaves every match on both sides as it was.
+        return max(0, *(text.rfind(space, 1, limit + 1) for space in " \t\n"))
+
     def decode(self, ids: IdsLike) -> str:
         pieces: list[str] = []
         previous = "\n"

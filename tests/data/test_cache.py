@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -90,10 +91,29 @@ def test_damaged_entry_is_rebuilt_with_a_warning(tmp_path: Path, char_tokenizer,
 
 
 def test_failed_write_leaves_no_entry(tmp_path: Path, char_tokenizer, monkeypatch, caplog):
-    def dying_save(file, array, allow_pickle: bool) -> None:
-        file.write(b"\x93NUMPY half a file")
-        raise OSError(28, "No space left on device")
-    monkeypatch.setattr(cache_module.np, "save", dying_save)
+    real_atomic_open = cache_module.atomic_open
+
+    class FillingDisk:
+        """A file that takes the .npy header, then runs out of space in the middle of the ids."""
+
+        def __init__(self, handle) -> None:
+            self.handle, self.writes = handle, 0
+
+        def write(self, data) -> int:
+            self.writes += 1
+            if self.writes > 1:
+                self.handle.write(bytes(data)[:3])
+                raise OSError(28, "No space left on device")
+            return self.handle.write(data)
+
+        def __getattr__(self, name: str):
+            return getattr(self.handle, name)
+
+    @contextlib.contextmanager
+    def filling_open(path, mode: str = "wb"):
+        with real_atomic_open(path, mode) as handle:
+            yield FillingDisk(handle)
+    monkeypatch.setattr(cache_module, "atomic_open", filling_open)
     tok, folder = char_tokenizer(TEXT), tmp_path / "tokens"
     with caplog.at_level(logging.WARNING):
         ids = encode_cached(TEXT, tok, cache_dir=folder)

@@ -96,13 +96,13 @@ def test_binary_file_is_an_error(tmp_path: Path, content: bytes):
 def test_unreadable_file_is_an_error(tmp_path: Path, monkeypatch):
     # chmod cannot stop root from reading, so the refusal is simulated at the read.
     path = _write(tmp_path / "secret.txt", "text\n")
-    real_read = pathlib.Path.read_bytes
+    real_open = pathlib.Path.open
 
-    def read_bytes(self: Path) -> bytes:
+    def refusing_open(self: Path, *args, **kwargs):
         if self == path:
             raise PermissionError(13, "Permission denied", str(self))
-        return real_read(self)
-    monkeypatch.setattr(pathlib.Path, "read_bytes", read_bytes)
+        return real_open(self, *args, **kwargs)
+    monkeypatch.setattr(pathlib.Path, "open", refusing_open)
     with pytest.raises(DataError, match="cannot read .*Permission denied"):
         load_corpus(str(path))
 

@@ -1,11 +1,15 @@
 """Data-parallel training under torchrun: 2 gloo processes on the CPU compute, step by step, the
 losses of one process training on the same global batch, also through gradient accumulation
-(no_sync), truncated BPTT (each process its own streams) and a resume."""
+(no_sync), truncated BPTT (each process its own streams) and a resume; Ctrl-C stops every process
+at one step with a checkpoint."""
 
 import csv
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -77,3 +81,43 @@ def test_batch_must_split_over_processes(tmp_path, word_corpus):
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode != 0
     assert "does not split over 2 processes" in done.stderr
+
+
+def test_ctrl_c_stops_every_rank_at_one_step_with_a_checkpoint(tmp_path, word_corpus):
+    """A terminal's Ctrl-C reaches torchrun, which forwards it to the workers (each in a session of
+    its own) and waits 30 s before killing them. Both ranks must stop at the same step, and rank 0
+    checkpoint it."""
+    corpus = word_corpus(tmp_path / "corpus.txt", size=6000)
+    config = _config(tmp_path, corpus, "transformer")
+    run_dir = tmp_path / "stopped"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "seqlab"]
+    process = subprocess.Popen([*launcher, "train", str(config), "--out", str(run_dir), "--no-progress",
+                                "--train.max_steps=100000", "--train.checkpoint_every=0", "--train.eval_every=0"],
+                               start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(_logged(run_dir)) < 5:
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    steps = _logged(run_dir)
+    assert len(steps) >= 5, err[-3000:]
+    latest = json.loads((run_dir / "state" / "latest.json").read_text(encoding="utf-8"))
+    assert latest["step"] == steps[-1] < 100000  # stopped, and the checkpoint is of the last step taken
+    assert err.count("interrupted: saving a checkpoint") == 1  # rank 0 speaks for both
+    assert out.count("run saved in") == 1
+    # the run goes on from there, under torchrun again
+    _seqlab("train", "--out", str(run_dir), "--resume", "--no-progress", f"--train.max_steps={steps[-1] + 3}",
+            processes=2)
+    assert _logged(run_dir)[-1] == steps[-1] + 3
+
+
+def _logged(run_dir) -> list[int]:
+    try:
+        return sorted(_losses(run_dir))
+    except (OSError, KeyError, ValueError):  # not written yet, or a row being written
+        return []
