@@ -28,7 +28,7 @@ def main() -> None:
     scaling = bench_scaling.run()  # about a minute; also writes scaling.png
     rnn = bench_rnn.run()
     bench_ngram.run()
-    bench_hmm.run()  # last: it sets torch to one thread for a like-for-like comparison with hmmlearn
+    bench_hmm.run()  # last and longest: hmmlearn's log-space fit alone takes minutes
     print(f"\ntraining: seqlab / nanogpt-style = {train['ratio_seqlab_vs_reference']:.2f}x; "
           f"sampling (1 thread): KV cache / recompute = {sample['cache_speedup']:.2f}x, "
           f"/ nanogpt-style = {sample['cache_vs_nanogpt_style']:.2f}x; "

@@ -41,12 +41,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from seqlab.data.conllu import TaggedSentence
 from seqlab.errors import DataError
 from seqlab.files import atomic_write_text
-from seqlab.models import hmm_numerics as num
+from seqlab.models import hmm_kernels
 from seqlab.models.hmm import HMM
 
 logger = logging.getLogger(__name__)
@@ -231,10 +230,8 @@ class HMMTagger:
             log_known = np.log(self.hmm.emissionprob.T)  # (M, K)
         log_emission_t = np.concatenate(  # (M + U, K)
             [log_known, *(self.unknown_log_emission(w)[None] for w in unknown)])
-        batch = num.pad(encoded)
-        path, _ = num.viterbi(torch.from_numpy(log_start), torch.from_numpy(log_trans),
-                              torch.from_numpy(log_emission_t), batch)
-        return [[self.tags[k] for k in p] for p in num.unpad(path, batch)]
+        paths, _ = hmm_kernels.log_viterbi(log_start, log_trans, log_emission_t.T, hmm_kernels.flatten(encoded))
+        return [[self.tags[k] for k in p] for p in paths]
 
     def accuracy(self, sentences: Sequence[TaggedSentence]) -> dict:
         """Tag accuracy overall, on known words (own emission column: seen in training, as written

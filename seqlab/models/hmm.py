@@ -2,7 +2,11 @@
 
 Rabiner (1989), "A Tutorial on Hidden Markov Models and Selected Applications in Speech
 Recognition": scaled forward–backward, Viterbi, Baum–Welch re-estimation. Parity reference:
-`hmmlearn.hmm.CategoricalHMM`. The batched numerics live in `seqlab.models.hmm_numerics`.
+`hmmlearn.hmm.CategoricalHMM`. The numerics live in two places, chosen by `numerics`:
+`seqlab.models.hmm_kernels` ("compiled", the default: numba loops over blocks of sequences, on as
+many threads as torch uses) and `seqlab.models.hmm_numerics` ("reference": the same algorithm as
+batched numpy, one Python step per time step; readable, and what the tests check the kernels
+against).
 
 Dimensions: B batch (sequences) · T time · K states · M symbols.
 
@@ -23,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Literal, Sequence, Union, get_args
 
 import numpy as np
 
@@ -32,18 +36,23 @@ from seqlab.models import hmm_numerics as num
 logger = logging.getLogger(__name__)
 
 Sequences = Union[np.ndarray, Sequence[int], Sequence[np.ndarray]]
+Numerics = Literal["compiled", "reference"]  # hmm_kernels (fast) or hmm_numerics (reference)
 _FORMAT = "seqlab.hmm"
 
 
 class HMM:
     """Discrete-emission HMM: give all three parameter arrays, or `n_states` and `n_symbols` for a
-    seeded random (Dirichlet(1)) initialisation."""
+    seeded random (Dirichlet(1)) initialisation. `numerics` picks the implementation (see the
+    module docstring); both give the same results to rounding."""
 
     def __init__(self, n_states: int | None = None, n_symbols: int | None = None, *,
                  startprob: np.ndarray | None = None, transmat: np.ndarray | None = None,
-                 emissionprob: np.ndarray | None = None, seed: int = 0) -> None:
+                 emissionprob: np.ndarray | None = None, seed: int = 0,
+                 numerics: Numerics = "compiled") -> None:
+        if numerics not in get_args(Numerics):
+            raise ValueError(f"numerics must be one of {get_args(Numerics)}, got {numerics!r}")
         given = [p is not None for p in (startprob, transmat, emissionprob)]
-        self.seed = seed
+        self.seed, self.numerics = seed, numerics
         self.history_: list[float] = []
         if all(given):
             self._set_params(startprob, transmat, emissionprob)
@@ -69,6 +78,10 @@ class HMM:
     def n_symbols(self) -> int:
         return self.emissionprob.shape[1]
 
+    @property
+    def _params(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.startprob, self.transmat, self.emissionprob
+
     def _set_params(self, startprob, transmat, emissionprob) -> None:
         startprob = _stochastic("startprob", startprob, 1)
         transmat = _stochastic("transmat", transmat, 2)
@@ -85,6 +98,9 @@ class HMM:
     def log_likelihoods(self, sequences: Sequences) -> np.ndarray:
         """Forward log-likelihood of each sequence, (B,)."""
         seqs, _ = self._check_sequences(sequences)
+        if self.numerics == "compiled":
+            kern = _kernels()
+            return kern.log_likelihoods(*self._params, kern.flatten(seqs))
         batch = num.pad(seqs)
         _, scale = num.forward(self.startprob, self.transmat, self.emissionprob, batch, store=False)
         out = np.empty(len(seqs))
@@ -98,27 +114,36 @@ class HMM:
     def posteriors(self, sequences: Sequences) -> np.ndarray | list[np.ndarray]:
         """State posteriors P(state_t = k | sequence), (T, K) per sequence; rows sum to 1."""
         seqs, single = self._check_sequences(sequences)
-        out = num.posteriors(self.startprob, self.transmat, self.emissionprob, num.pad(seqs))
+        if self.numerics == "compiled":
+            kern = _kernels()
+            out = kern.posteriors(*self._params, kern.flatten(seqs))
+        else:
+            out = num.posteriors(*self._params, num.pad(seqs))
         return out[0] if single else out
 
     def viterbi(self, sequences: Sequences
                 ) -> tuple[np.ndarray, float] | list[tuple[np.ndarray, float]]:
         """Most probable state path and its joint log-probability log P(path, sequence)."""
         seqs, single = self._check_sequences(sequences)
-        batch = num.pad(seqs)
-        with np.errstate(divide="ignore"):  # log 0 = -inf marks forbidden moves
-            logs = [np.log(p) for p in (self.startprob, self.transmat, self.emissionprob.T)]
-        path, log_prob = num.viterbi(*logs, batch)
-        paths = num.unpad(path, batch)
-        log_probs = np.empty(len(seqs))
-        log_probs[batch.order] = log_prob.numpy()
-        out = [(p, float(lp)) for p, lp in zip(paths, log_probs)]
+        if self.numerics == "compiled":
+            kern = _kernels()
+            paths, log_probs = kern.viterbi(*self._params, kern.flatten(seqs))
+        else:
+            batch = num.pad(seqs)
+            with np.errstate(divide="ignore"):  # log 0 = -inf marks forbidden moves
+                logs = [np.log(p) for p in (self.startprob, self.transmat, self.emissionprob.T)]
+            path, log_prob = num.viterbi(*logs, batch)
+            paths = num.unpad(path, batch)
+            log_probs = np.empty(len(seqs))
+            log_probs[batch.order] = log_prob.numpy()
+        out = [(p, float(lp)) for p, lp in zip(paths, log_probs.tolist())]
         return out[0] if single else out
 
     def _e_step(self, batch: num.Batch, transitions: bool, reuse: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray | None, float]:
-        """Posteriors gamma (T, K, B), expected transitions (K, K) if `transitions`, and the total
-        log-likelihood. `reuse`: the gamma of an earlier E-step on `batch`, to overwrite."""
+        """The reference E-step (`hmm_numerics`): posteriors gamma (T, K, B), expected transitions
+        (K, K) if `transitions`, and the total log-likelihood. `reuse`: the gamma of an earlier
+        E-step on `batch`, to overwrite."""
         alpha, scale = num.forward(self.startprob, self.transmat, self.emissionprob, batch, store=True,
                                    reuse=reuse)
         trans = num.backward(self.transmat, self.emissionprob, batch, alpha, scale, transitions)
@@ -150,14 +175,20 @@ class HMM:
         return self
 
     def _baum_welch(self, seqs: list[np.ndarray], n_iter: int, tol: float) -> list[float]:
-        batch = num.pad(seqs)  # once: the same every iteration
+        compiled = self.numerics == "compiled"
+        kern = _kernels() if compiled else None
+        batch = kern.flatten(seqs) if compiled else num.pad(seqs)  # once: the same every iteration
         history: list[float] = []
         gamma = None
         for _ in range(n_iter):
-            gamma, trans, log_likelihood = self._e_step(batch, transitions=True, reuse=gamma)
-            counts = num.expected_counts(gamma, trans, batch, self.n_symbols)
+            if compiled:
+                start, trans, emit, log_likelihood = kern.expected_counts(*self._params, batch)
+            else:
+                gamma, trans, log_likelihood = self._e_step(batch, transitions=True, reuse=gamma)
+                counts = num.expected_counts(gamma, trans, batch, self.n_symbols)
+                start, trans, emit = counts.start, counts.trans, counts.emit
             history.append(log_likelihood)
-            self._m_step(counts.start, counts.trans, counts.emit)
+            self._m_step(start, trans, emit)
             if len(history) > 1 and history[-1] - history[-2] < tol:
                 break
         return history
@@ -228,6 +259,13 @@ class HMM:
 
 
 # --------------------------------------------------------------------- helpers
+
+
+def _kernels():
+    """`seqlab.models.hmm_kernels`, imported on first use: importing numba takes about a second,
+    which `import seqlab` should not pay."""
+    from seqlab.models import hmm_kernels
+    return hmm_kernels
 
 
 def _positive_int(value) -> bool:

@@ -4,6 +4,8 @@ expected counts and log-space Viterbi, for many variable-length sequences at onc
 Rabiner (1989), "A Tutorial on Hidden Markov Models and Selected Applications in Speech
 Recognition", sections III.A (forward–backward with per-step scaling, eq. 91–93), III.B (Viterbi)
 and III.C (Baum–Welch). Parity reference: `hmmlearn.hmm.CategoricalHMM` (`implementation="scaling"`).
+This is the readable reference path (`HMM(numerics="reference")`); `seqlab.models.hmm_kernels` runs
+the same recursions compiled, block by block, and is tested against it.
 
 Dimensions: B batch (sequences) · T time (longest sequence) · K states · M symbols.
 
