@@ -12,6 +12,7 @@ from seqlab.nn.attention import (
     additive_mask,
     attention_inputs,
     repeat_kv,
+    written_out_sdpa,
 )
 from seqlab.nn.kv_cache import KVCache
 from seqlab.nn.masks import causal_mask
@@ -382,3 +383,37 @@ def test_grouped_cross_attention_equals_sdpa_enable_gqa(seed, n_kv_head):
     expected = cross.out(y.transpose(1, 2).reshape(B, T, D))
     torch.testing.assert_close(cross(x, (keys, values))[0], expected)
     torch.testing.assert_close(cross(x, (keys, values), need_weights=True)[0], expected)
+
+
+@pytest.mark.parametrize("case", ["none", "causal", "offset bool", "additive"])
+def test_written_out_sdpa_equals_sdpa(case):
+    g = torch.Generator().manual_seed(0)
+    T, S = (5, 9) if case in ("offset bool", "additive") else (7, 7)
+    q = torch.randn(2, 3, T, 4, generator=g, dtype=torch.float64)
+    k, v = (torch.randn(2, 3, S, 4, generator=g, dtype=torch.float64) for _ in range(2))
+    options = {"none": {}, "causal": {"is_causal": True},
+               "offset bool": {"attn_mask": causal_mask(T, S, device=q.device)},
+               "additive": {"attn_mask": torch.randn(T, S, generator=g, dtype=torch.float64)}}[case]
+    expected = F.scaled_dot_product_attention(q, k, v, **options)
+    torch.testing.assert_close(written_out_sdpa(q, k, v, **options), expected)
+
+
+def test_compiled_half_precision_attention_is_written_out_and_agrees(monkeypatch):
+    import seqlab.nn.attention as attention
+    calls = []
+    monkeypatch.setattr(attention, "written_out_sdpa",
+                        lambda *a, **kw: calls.append(1) or written_out_sdpa(*a, **kw))
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 16, 8, generator=g) for _ in range(3))
+
+    def attend(q, k, v):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return attention.sdpa(q, k, v, is_causal=True)
+
+    exact = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    eager = attend(q, k, v)
+    assert not calls  # eager: SDPA's kernel, in float32
+    compiled = torch.compile(attend, backend="aot_eager")(q, k, v)
+    assert calls  # traced through the written-out form
+    torch.testing.assert_close(eager.float(), exact, atol=2e-2, rtol=0)
+    torch.testing.assert_close(compiled.float(), exact, atol=3e-2, rtol=0)
