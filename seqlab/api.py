@@ -103,9 +103,9 @@ def fit_tokenizer(config: Config, corpus: Corpus | str) -> Tokenizer:
     kind = options.kind
     if kind == "char":
         return CharTokenizer.train(corpus.chunks(), unknown_token=options.unknown_token)
-    train_part, _ = split_corpus(corpus, config.data.val_fraction)
     if kind == "byte":  # nothing to learn: the 256 bytes
         return train_tokenizer(kind, "")
+    train_part, _ = split_corpus(corpus, config.data.val_fraction)
     if len(train_part) > TOKENIZER_FIT_CHARS:
         log.info("fitting the %s tokenizer on the first %d of the %d training characters",
                  kind, TOKENIZER_FIT_CHARS, len(train_part))

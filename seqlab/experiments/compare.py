@@ -72,8 +72,6 @@ def ladder_configs(models: str) -> list[tuple[str, str, list[str]]]:
         preset, setting, model_family = LADDER[family]
         changes = [f"model.family={model_family}"] if family in ("rnn", "gated", "gru") else []
         entries.append((name, preset, changes + ([f"{setting}={int(size)}"] if size else [])))
-    if len({name for name, _, _ in entries}) < len(entries):
-        raise SeqlabError(f"--models {models!r} names a model twice")
     return entries
 
 
@@ -89,8 +87,10 @@ def run_compare(configs: Sequence[str], *, out: str | Path, overrides: Sequence[
     named = [(Path(spec).stem, spec, []) for spec in configs] + (ladder_configs(models) if models else [])
     if not named:
         raise SeqlabError("compare needs at least one config, preset or --models name")
-    if len({name for name, _, _ in named}) < len(named):
-        raise SeqlabError("compare got two configs of the same name: their runs would share a folder")
+    names = [name for name, _, _ in named]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise SeqlabError(f"compare names a model twice ({', '.join(repeated)}): their runs would share a folder")
     # every mistake before training
     loaded = {name: load_config(spec, [*changes, *common]) for name, spec, changes in named}
     for name, config in loaded.items():

@@ -293,7 +293,7 @@ def _forward_block(startprob, transmat, emissionprob, symbols, lengths, alpha, s
 @_jit
 def _backward_step(transmat_t, emissionprob, symbols, scale, lengths, t, beta_next, w, beta):
     """w = e(o_{t+1}) * beta_{t+1} / c_{t+1} and beta_t = A w (Rabiner eq. 93) for the lanes with a
-    step t + 1; beta_t = 1 for those whose last step is t. Returns (n_t, n_{t+1})."""
+    step t + 1; beta_t = 1 for those whose last step is t. Returns n_{t+1}."""
     K = transmat_t.shape[0]
     n, n_next = _running(lengths, t), _running(lengths, t + 1)
     for j in range(K):
@@ -304,7 +304,7 @@ def _backward_step(transmat_t, emissionprob, symbols, scale, lengths, t, beta_ne
     for i in range(K):
         for l in range(n_next, n):
             beta[i, l] = 1.0
-    return n, n_next
+    return n_next
 
 
 @_jit
@@ -335,8 +335,8 @@ def _posteriors_block(p, lo, hi, startprob, transmat, transmat_t, emissionprob, 
     betas, w = np.ones((2, K, L)), np.empty((K, L))  # beta_{t+1} and beta_t, alternating
     for t in range(T - 2, -1, -1):
         beta = betas[t & 1]
-        _, n_next = _backward_step(transmat_t, emissionprob, symbols, scale, lengths, t,
-                                   betas[(t + 1) & 1], w, beta)
+        n_next = _backward_step(transmat_t, emissionprob, symbols, scale, lengths, t,
+                                 betas[(t + 1) & 1], w, beta)
         for l in range(n_next):
             row = gamma[first[l] + t]
             for k in range(K):
@@ -362,8 +362,8 @@ def _counts_block(p, lo, hi, startprob, transmat, transmat_t, emissionprob, obs,
             em[k, symbols[lengths[l] - 1, l]] += alpha[lengths[l] - 1, k, l]
     for t in range(T - 2, -1, -1):
         beta = betas[t & 1]
-        _, n_next = _backward_step(transmat_t, emissionprob, symbols, scale, lengths, t,
-                                   betas[(t + 1) & 1], w, beta)
+        n_next = _backward_step(transmat_t, emissionprob, symbols, scale, lengths, t,
+                                 betas[(t + 1) & 1], w, beta)
         for i in range(K):
             a = alpha[t, i]
             for j in range(K):

@@ -100,10 +100,11 @@ def sdpa(q: Tensor, k: Tensor, v: Tensor, **options) -> Tensor:
       float32's (15.4 against 4.4 ms a step on shakespeare-char), which outweighs everything
       autocast gains elsewhere.
     - Under torch.compile, for short contexts (`COMPILED_WRITTEN_OUT_MAX_SCORES`): the attention is
-      written out, so inductor fuses the scaling, mask and softmax with what surrounds them and the
-      two products run in bfloat16. The compiled shakespeare-char preset took 29.3 against 34.1 ms a
-      step (medians of 8 interleaved rounds of 10 steps, 2 cores). Eager, the two were equal; at 256
-      positions and beyond, SDPA's kernel is faster and needs no (T, S) score matrix.
+      written out (`written_out_sdpa`), so inductor fuses the scaling, mask and softmax with what
+      surrounds them and the two products run in bfloat16. The compiled shakespeare-char preset
+      took 29.3 against 34.1 ms a step (medians of 8 interleaved rounds of 10 steps, 2 cores).
+      Eager, the two were equal; at 256 positions and beyond, SDPA's kernel is faster and needs no
+      (T, S) score matrix.
     """
     if q.device.type == "cpu" and (q.dtype in (torch.bfloat16, torch.float16) or torch.is_autocast_enabled("cpu")):
         if torch.compiler.is_compiling() and q.shape[-2] * k.shape[-2] <= COMPILED_WRITTEN_OUT_MAX_SCORES:
@@ -119,20 +120,14 @@ def sdpa(q: Tensor, k: Tensor, v: Tensor, **options) -> Tensor:
 
 def written_out_sdpa(q: Tensor, k: Tensor, v: Tensor, *, attn_mask: Tensor | None = None,
                      dropout_p: float = 0.0, is_causal: bool = False) -> Tensor:
-    """`F.scaled_dot_product_attention`'s result, computed as softmax(Q Kᵀ/√Dh + mask) V with the
-    softmax in float32: q (B, H, T, Dh), k, v (B, H, S, Dh) → (B, H, T, Dh). A boolean `attn_mask`
-    is True where a query may attend; `is_causal` aligns the mask top-left, as SDPA does."""
-    T, S = q.shape[-2], k.shape[-2]
-    scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))  # (B, H, T, S)
+    """`F.scaled_dot_product_attention`'s result through `softmax_attention`: q (B, H, T, Dh),
+    k, v (B, H, S, Dh) → (B, H, T, Dh). A boolean `attn_mask` is True where a query may attend;
+    `is_causal` aligns the mask top-left, as SDPA does."""
     if is_causal:
-        attn_mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril()
-    if attn_mask is not None:
-        scores = (scores.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool
-                  else scores + attn_mask)
-    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
-    if dropout_p > 0.0:
-        weights = F.dropout(weights, dropout_p, training=True)
-    return weights @ v
+        attn_mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
+    allowed = attn_mask if attn_mask is not None and attn_mask.dtype == torch.bool else None
+    additive = attn_mask if allowed is None else None
+    return softmax_attention(q, k, v, additive=additive, allowed=allowed, dropout_p=dropout_p)[0]
 
 
 def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
@@ -160,15 +155,23 @@ def attend(q: Tensor, k: Tensor, v: Tensor, inputs: AttentionInputs, *, dropout_
 def explicit_attention(q: Tensor, k: Tensor, v: Tensor, inputs: AttentionInputs, *,
                        dropout_p: float = 0.0) -> tuple[Tensor, Tensor]:
     """softmax(Q Kᵀ/√Dh + mask) V written out, for q, k, v (B, H, ·, Dh). Returns y, weights."""
-    T, S = q.shape[2], k.shape[2]
+    causal = inputs.mask is None and inputs.causal
+    allowed = causal_mask(q.shape[2], k.shape[2], device=q.device) if causal else None
+    return softmax_attention(q, k, v, additive=inputs.mask, allowed=allowed, dropout_p=dropout_p)
+
+
+def softmax_attention(q: Tensor, k: Tensor, v: Tensor, *, additive: Tensor | None = None,
+                      allowed: Tensor | None = None, dropout_p: float = 0.0) -> tuple[Tensor, Tensor]:
+    """softmax(Q Kᵀ/√Dh + additive, -inf where not `allowed`) V for q (B, H, T, Dh), k, v
+    (B, H, S, Dh): (y (B, H, T, Dh), weights (B, H, T, S), rows summing to 1)."""
     scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))  # (B, H, T, S)
-    if inputs.mask is not None:
-        scores = scores + inputs.mask
-    elif inputs.causal:
-        scores = scores.masked_fill(~causal_mask(T, S, device=q.device), float("-inf"))
+    if additive is not None:
+        scores = scores + additive
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, float("-inf"))
     # Softmax in at least float32: half-precision exponentials lose the small weights.
     weights = torch.softmax(scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
-    weights = weights.to(q.dtype)  # (B, H, T, S); rows sum to 1
+    weights = weights.to(q.dtype)
     dropped = F.dropout(weights, dropout_p, training=True) if dropout_p > 0.0 else weights
     return dropped @ v, weights
 
