@@ -21,7 +21,7 @@ from torch.nn.modules import module as torch_module  # the global hook registrie
 from seqlab.models.transformer import TransformerLM
 from seqlab.nn.attention import SelfAttention, causal_attention
 from seqlab.nn.block import Block
-from seqlab.nn.feedforward import FeedForward
+from seqlab.nn.feedforward import GELU, FeedForward
 from seqlab.nn.kv_cache import KVCache
 from seqlab.nn.positional import LearnedPositions
 
@@ -154,4 +154,4 @@ def _is_stock_block(block: nn.Module) -> bool:
             and type(block.attn.qkv) is nn.Linear
             and type(block.attn.out) is nn.Linear and type(block.mlp) is FeedForward
             and type(block.mlp.up) is nn.Linear and type(block.mlp.down) is nn.Linear
-            and type(block.mlp.activation) is nn.GELU)
+            and type(block.mlp.activation) in (nn.GELU, GELU))

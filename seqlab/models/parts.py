@@ -18,7 +18,7 @@ from torch import nn
 from seqlab.config.schema import ModelConfig
 from seqlab.nn.attention import CrossAttention, SelfAttention
 from seqlab.nn.block import Block
-from seqlab.nn.feedforward import FeedForward, GatedFeedForward
+from seqlab.nn.feedforward import GELU, FeedForward, GatedFeedForward
 from seqlab.nn.norm import RMSNorm
 from seqlab.nn.positional import (
     ALiBiPositions,
@@ -50,10 +50,10 @@ def build_activation(config: ModelConfig) -> nn.Module:
         case "relu":
             return nn.ReLU()
         case "gelu" | "geglu":
-            return nn.GELU()
+            return GELU()
         case "gelu_tanh":
             # GPT-2's GELU ("gelu_new" in Hugging Face), so imported GPT-2 weights reproduce GPT-2.
-            return nn.GELU(approximate="tanh")
+            return GELU(approximate="tanh")
         case "swiglu":
             return nn.SiLU()
     raise AssertionError(config.activation)

@@ -14,8 +14,32 @@ Dimensions: B batch · T time · D model width · F hidden width.
 
 from __future__ import annotations
 
+import math
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+class GELU(nn.GELU):
+    """`torch.nn.GELU`, exact or tanh-approximated (`approximate="tanh"`, GPT-2's). Under torch.compile
+    the tanh approximation is computed as `gelu_tanh_by_sigmoid`: the same function, which inductor's
+    CPU kernels evaluate about 3× faster, because its vectorised tanh is slow. On the shakespeare-char
+    preset (bfloat16, 1 thread) the GELU kernels took 2.3 ms a layer forward and backward, 10% of the
+    step; exact GELU, and the sigmoid form, take a third of that."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.approximate == "tanh" and torch.compiler.is_compiling():
+            return gelu_tanh_by_sigmoid(x)
+        return super().forward(x)
+
+
+def gelu_tanh_by_sigmoid(x: Tensor) -> Tensor:
+    """GELU's tanh approximation, x · ½(1 + tanh u) with u = √(2/π)(x + 0.044715 x³), written as
+    x · σ(2u): ½(1 + tanh u) = σ(2u) exactly."""
+    return x * torch.sigmoid(2.0 * _SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
 
 
 class FeedForward(nn.Module):

@@ -5,7 +5,8 @@ from torch import nn
 
 from seqlab.config.schema import ModelConfig
 from seqlab.models.parts import build_activation, build_mlp
-from seqlab.nn.feedforward import FeedForward, GatedFeedForward
+import seqlab.nn.feedforward as feedforward
+from seqlab.nn.feedforward import GELU, FeedForward, GatedFeedForward, gelu_tanh_by_sigmoid
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -90,3 +91,26 @@ def test_build_activation_is_the_named_function(activation, expected):
     torch.manual_seed(0)
     h = torch.randn(50, dtype=torch.float64) * 3
     torch.testing.assert_close(build_activation(ModelConfig(activation=activation))(h), expected(h))
+
+
+def test_tanh_gelu_by_sigmoid_is_the_same_function():
+    x = torch.linspace(-12, 12, 2001, dtype=torch.float64, requires_grad=True)
+    by_sigmoid, by_tanh = gelu_tanh_by_sigmoid(x), F.gelu(x, approximate="tanh")
+    torch.testing.assert_close(by_sigmoid, by_tanh, rtol=1e-12, atol=1e-13)
+    grads = [torch.autograd.grad(y.sum(), x)[0] for y in (by_sigmoid, by_tanh)]
+    torch.testing.assert_close(*grads, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("approximate", ["tanh", "none"])
+def test_compiled_gelu_takes_the_sigmoid_form_for_tanh_only(monkeypatch, approximate):
+    calls = []
+    monkeypatch.setattr(feedforward, "gelu_tanh_by_sigmoid", lambda x: calls.append(1) or gelu_tanh_by_sigmoid(x))
+    gelu = GELU(approximate=approximate)
+    x = torch.randn(4, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    eager = gelu(x)
+    assert not calls  # eager: torch's own kernel
+    compiled = torch.compile(gelu, backend="aot_eager")(x)
+    assert bool(calls) == (approximate == "tanh")
+    torch.testing.assert_close(compiled, eager, rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(torch.autograd.grad(compiled.sum(), x)[0], torch.autograd.grad(eager.sum(), x)[0])
+    assert isinstance(gelu, nn.GELU) and gelu.approximate == approximate  # torch.nn's module otherwise
