@@ -225,9 +225,11 @@ def _add_llm_table(experiments) -> None:
 def _parens(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab.experiments.parens import ParensSetup, render_table, run_parens, write_reports
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    setup = ParensSetup(steps=args.steps, seed=args.seed, seeds=args.seeds,
-                        eval_every=max(1, min(100, args.steps // 10)), n_val=min(1000, args.test_size),
-                        n_test=args.test_size)
+    n_val = min(1000, args.test_size)
+    setup = ParensSetup(steps=args.steps, batch_size=args.batch_size, lr=args.lr, grad_clip=args.clip,
+                        seed=args.seed, seeds=args.seeds,
+                        eval_every=max(1, min(ParensSetup.eval_every, args.steps // 10)),
+                        eval_batch_size=min(ParensSetup.eval_batch_size, n_val), n_val=n_val, n_test=args.test_size)
     results = run_parens(models, out=args.out, setup=setup, progress=not args.no_progress)
     print(render_table(results))
     print("\nsaved " + ", ".join(str(p) for p in write_reports(results, args.out)))
@@ -274,11 +276,18 @@ def _add_pos(experiments) -> None:
 
 
 def _add_parens(experiments) -> None:
-    from seqlab.experiments.parens import MODELS
+    from seqlab.experiments.parens import MODELS, ParensSetup
     parens = experiments.add_parser(
         "parens", help="Elman, gated RNN, GRU, LSTM and a Transformer on coloured parentheses")
     parens.add_argument("--models", default=",".join(MODELS), help="comma-separated (default: all)")
-    parens.add_argument("--steps", type=int, default=1500, help="training steps of each model (default 1500)")
+    parens.add_argument("--steps", type=int, default=ParensSetup.steps,
+                        help=f"training steps of each model (default {ParensSetup.steps})")
+    parens.add_argument("--batch-size", type=int, default=ParensSetup.batch_size,
+                        help=f"sequences per step (default {ParensSetup.batch_size}: online training)")
+    parens.add_argument("--lr", type=float, default=ParensSetup.lr,
+                        help=f"peak learning rate of Adam (default {ParensSetup.lr:g})")
+    parens.add_argument("--clip", type=float, default=ParensSetup.grad_clip,
+                        help="clip the gradient norm to this (default 0: no clipping)")
     parens.add_argument("--seed", type=int, default=0, help="data, batches and initial weights (the first seed)")
     parens.add_argument("--seeds", type=int, default=3, help="repeat the comparison with seeds SEED, SEED+1, ...: "
                                                             "the table shows mean ± sd (default 3)")

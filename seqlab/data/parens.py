@@ -226,18 +226,25 @@ def collate_parens(sequences: Sequence[Sequence[int]], labels: Sequence[int]) ->
 @dataclass
 class ParensBatches:
     """Random batches of labelled sequences: a batch source for `Trainer`, which calls
-    `model(idx, mask, labels)`."""
+    `model(idx, mask, labels)`. Training batches have `batch_size` sequences; the trainer's estimates
+    draw `eval_batch_size` (default: the same), so that training one sequence at a time still gets
+    its accuracy curve from many."""
 
     train: Labelled
     val: Labelled
     batch_size: int
+    eval_batch_size: int = 0  # 0: batch_size
 
     @property
     def tokens_per_char(self) -> dict[str, float]:
         return {"train": 1.0, "val": 1.0}  # one token per bracket
 
-    def sample(self, split: str, generator: torch.Generator) -> tuple[tuple[Tensor, Tensor], Tensor]:
+    def sample(self, split: str, generator: torch.Generator, size: int = 0) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        """`size` sequences (default `batch_size`) drawn with replacement from `split`."""
         sequences, labels = self.train if split == "train" else self.val
-        indices = torch.randint(len(sequences), (self.batch_size,), generator=generator).tolist()
+        indices = torch.randint(len(sequences), (size or self.batch_size,), generator=generator).tolist()
         idx, mask, y = collate_parens([sequences[i] for i in indices], [labels[i] for i in indices])
         return (idx, mask), y
+
+    def sample_eval(self, split: str, generator: torch.Generator) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        return self.sample(split, generator, self.eval_batch_size)

@@ -173,3 +173,12 @@ def test_batches_are_seeded_labelled_and_drawn_from_their_split():
         assert label == int(is_balanced(idx[row][mask[row]].tolist()))
     (idx, mask), _ = batches.sample("val", torch.Generator().manual_seed(0))
     assert mask.sum(1).min() >= 14  # validation sequences are the long ones
+
+
+def test_estimates_draw_their_own_batch_size():
+    data = make_parens_dataset(100, min_len=2, max_len=12, seed=0)
+    online = ParensBatches(data, data, batch_size=1, eval_batch_size=50)
+    assert online.sample("train", torch.Generator().manual_seed(0))[1].shape == (1,)
+    (idx, mask), y = online.sample_eval("val", torch.Generator().manual_seed(0))
+    assert idx.shape[0] == mask.shape[0] == y.shape[0] == 50
+    assert ParensBatches(data, data, batch_size=8).sample_eval("val", torch.Generator())[1].shape == (8,)

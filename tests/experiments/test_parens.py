@@ -80,3 +80,27 @@ def test_models_start_from_the_seed():
 def test_unknown_model_is_a_user_error(tmp_path, capsys):
     assert main(["experiment", "parens", "--models", "rnn,cnn", "--steps", "2", "--out", str(tmp_path)]) == 2
     assert "unknown model 'cnn'" in capsys.readouterr().err
+
+
+def test_training_regime_comes_from_the_command_line(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_run(models, *, out, setup, progress):
+        seen["setup"] = setup
+        return []
+
+    monkeypatch.setattr("seqlab.experiments.parens.run_parens", fake_run)
+    monkeypatch.setattr("seqlab.experiments.parens.render_table", lambda results: "")
+    monkeypatch.setattr("seqlab.experiments.parens.write_reports", lambda results, out: [])
+    assert main(["experiment", "parens", "--batch-size", "64", "--lr", "3e-3", "--clip", "1", "--steps", "1500",
+                 "--out", str(tmp_path)]) == 0
+    setup = seen["setup"]
+    assert (setup.batch_size, setup.lr, setup.grad_clip, setup.steps) == (64, 3e-3, 1.0, 1500)
+    assert setup.train_config().grad_clip == 1.0 and setup.eval_every == 150
+    assert main(["experiment", "parens", "--out", str(tmp_path)]) == 0  # the default: online, unclipped
+    assert (seen["setup"].batch_size, seen["setup"].grad_clip) == (1, 0.0)
+
+
+def test_bad_training_regime_is_a_user_error(tmp_path, capsys):
+    assert main(["experiment", "parens", "--lr", "0", "--out", str(tmp_path)]) == 2
+    assert "lr = 0" in capsys.readouterr().err
