@@ -229,8 +229,9 @@ def _parens(args: argparse.Namespace, overrides: list[str]) -> int:
     setup = ParensSetup(steps=args.steps, batch_size=args.batch_size, lr=args.lr, grad_clip=args.clip,
                         seed=args.seed, seeds=args.seeds,
                         eval_every=max(1, min(ParensSetup.eval_every, args.steps // 10)),
-                        eval_batch_size=min(ParensSetup.eval_batch_size, n_val), n_val=n_val, n_test=args.test_size)
-    results = run_parens(models, out=args.out, setup=setup, progress=not args.no_progress)
+                        eval_batch_size=min(ParensSetup.eval_batch_size, n_val), n_train=args.train_size, n_val=n_val,
+                        n_test=args.test_size)
+    results = run_parens(models, out=args.out, setup=setup, progress=not args.no_progress, resume=args.resume)
     print(render_table(results))
     print("\nsaved " + ", ".join(str(p) for p in write_reports(results, args.out)))
     return 0
@@ -291,10 +292,14 @@ def _add_parens(experiments) -> None:
     parens.add_argument("--seed", type=int, default=0, help="data, batches and initial weights (the first seed)")
     parens.add_argument("--seeds", type=int, default=3, help="repeat the comparison with seeds SEED, SEED+1, ...: "
                                                             "the table shows mean ± sd (default 3)")
+    parens.add_argument("--train-size", type=int, default=ParensSetup.n_train,
+                        help=f"training sequences, drawn from with replacement (default {ParensSetup.n_train:,})")
     parens.add_argument("--test-size", type=int, default=2000, help="held-out sequences per range of lengths "
                                                                    "(default 2000; validation: up to 1000)")
     parens.add_argument("--out", default="runs/parens", help="one run per model in OUT/MODEL, and the "
                                                            "reports (default runs/parens)")
+    parens.add_argument("--resume", action="store_true", help="keep the runs in --out that finished with the "
+                                                             "same setup, train the rest")
     parens.add_argument("--no-progress", action="store_true", help="no progress bars")
     parens.set_defaults(handler=_parens)
 

@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -50,6 +51,7 @@ from seqlab.data.parens import (
 )
 from seqlab.errors import SeqlabError
 from seqlab.experiments import tables
+from seqlab.files import atomic_write_text
 from seqlab.experiments.tables import markdown_table, text_table
 from seqlab.models.encoder import SequenceClassifier, TransformerEncoder
 from seqlab.models.recurrent_encoder import RecurrentEncoder
@@ -66,6 +68,7 @@ LABELS = {"rnn": "Elman RNN", "gated": "gated RNN", "gru": "GRU", "lstm": "LSTM"
 WIDTHS = {"rnn": 96, "gated": 68, "gru": 56, "lstm": 48}
 REPORT_NAMES = ("parens.md", "parens.csv", "parens.png")
 EVAL_BATCHES = 4  # per estimate of the training loss and the validation accuracy
+RESULT_FILE = "result.json"  # in each run: the setup and the result, for --resume
 
 
 @dataclass(frozen=True)
@@ -178,9 +181,14 @@ def make_datasets(setup: ParensSetup) -> tuple[Labelled, Labelled, dict[str, Lab
 
 
 def run_parens(models: Sequence[str] = MODELS, *, out: str | Path, setup: ParensSetup = ParensSetup(),
-               progress: bool = True) -> list[ParensResult]:
+               progress: bool = True, resume: bool = False) -> list[ParensResult]:
     """Train each model on the same batches and measure it, once per seed (see the module docstring):
-    runs in `out/MODEL/seed-S`. Results are in seed order, models in the order given."""
+    runs in `out/MODEL/seed-S`. Results are in seed order, models in the order given.
+
+    Each finished run keeps its result in `RESULT_FILE`. With `resume`, a run whose result is there,
+    from the same setup, is not trained again: an interrupted experiment continues where it stopped,
+    and seeds run as separate commands (`--seed S --seeds 1`, in parallel) come together in one
+    report when the whole range is asked for."""
     if not models:
         raise SeqlabError("no models to compare")
     unknown = [m for m in models if m not in MODELS]
@@ -191,9 +199,41 @@ def run_parens(models: Sequence[str] = MODELS, *, out: str | Path, setup: Parens
         one = replace(setup, seed=seed, seeds=1)
         train, val, tests = make_datasets(one)
         for index, name in enumerate(models, start=1):
+            run_dir = Path(out) / name / f"seed-{seed}"
+            done = _finished(run_dir, one) if resume else None
+            if done is not None:
+                log.info("parens seed %d, %d/%d: %s, finished in %s", seed, index, len(models), LABELS[name], run_dir)
+                results.append(done)
+                continue
             log.info("parens seed %d, %d/%d: %s", seed, index, len(models), LABELS[name])
-            results.append(_train_one(name, one, train, val, tests, Path(out) / name / f"seed-{seed}", progress))
+            results.append(_train_one(name, one, train, val, tests, run_dir, progress))
+            atomic_write_text(run_dir / RESULT_FILE, json.dumps({"setup": _plain(one), "result": asdict(results[-1])}))
     return results
+
+
+def _plain(setup: ParensSetup) -> dict:
+    """The setup as JSON would read it back (tuples become lists)."""
+    return json.loads(json.dumps(asdict(setup)))
+
+
+def _finished(run_dir: Path, setup: ParensSetup) -> ParensResult | None:
+    """The result saved in `run_dir`, or None if there is none; an error if it came from another setup."""
+    path = run_dir / RESULT_FILE
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        same = saved["setup"] == _plain(setup)
+        result = saved["result"]
+        result["loss_curve"] = [tuple(point) for point in result["loss_curve"]]
+        result["accuracy_curve"] = [tuple(point) for point in result["accuracy_curve"]]
+        finished = ParensResult(**result)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SeqlabError(f"{path} is not a parens result ({exc}): delete it, or leave out --resume") from None
+    if not same:
+        raise SeqlabError(f"{run_dir} was trained with another setup (steps, batch size, lr, clip or test sizes): "
+                          f"choose another --out, or leave out --resume to train it again")
+    return finished
 
 
 def _train_one(name: str, setup: ParensSetup, train: Labelled, val: Labelled, tests: dict[str, Labelled],

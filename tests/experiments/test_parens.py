@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import math
 
 import pytest
@@ -25,7 +26,7 @@ def experiment(tmp_path_factory):
     stdout = io.StringIO()  # capsys is function-scoped: redirect by hand
     with contextlib.redirect_stdout(stdout):
         code = main(["experiment", "parens", "--models", ",".join(MODELS), "--steps", "4", "--seed", str(SEED),
-                     "--seeds", "2", "--test-size", "40",
+                     "--seeds", "2", "--train-size", "200", "--test-size", "40",
                      "--out", str(out), "--no-progress"])
     assert code == 0
     return out, stdout.getvalue()
@@ -85,7 +86,7 @@ def test_unknown_model_is_a_user_error(tmp_path, capsys):
 def test_training_regime_comes_from_the_command_line(tmp_path, monkeypatch):
     seen = {}
 
-    def fake_run(models, *, out, setup, progress):
+    def fake_run(models, *, out, setup, progress, resume):
         seen["setup"] = setup
         return []
 
@@ -104,3 +105,21 @@ def test_training_regime_comes_from_the_command_line(tmp_path, monkeypatch):
 def test_bad_training_regime_is_a_user_error(tmp_path, capsys):
     assert main(["experiment", "parens", "--lr", "0", "--out", str(tmp_path)]) == 2
     assert "lr = 0" in capsys.readouterr().err
+
+
+def test_resume_keeps_finished_runs_and_refuses_another_setup(tmp_path, capsys):
+    out = tmp_path / "out"
+    base = ["experiment", "parens", "--models", "rnn", "--steps", "3", "--test-size", "20", "--out", str(out),
+            "--no-progress", "--train-size", "100"]
+    assert main([*base, "--seed", "1", "--seeds", "1"]) == 0  # a seed run on its own, as in parallel
+    first = (out / "rnn" / "seed-1" / "result.json").read_text(encoding="utf-8")
+    assert main([*base, "--seed", "0", "--seeds", "2", "--resume"]) == 0  # trains seed 0, keeps seed 1
+    assert (out / "rnn" / "seed-1" / "result.json").read_text(encoding="utf-8") == first
+    with open(out / "parens.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["seed"]) for r in rows] == [0, 1]
+    saved = json.loads(first)["result"]
+    assert float(rows[1]["acc_2_60"]) == saved["test_accuracy"]["2-60"]
+    capsys.readouterr()
+    assert main([*base[:4], "--steps", "4", *base[6:], "--seed", "1", "--seeds", "1", "--resume"]) == 2
+    assert "trained with another setup" in capsys.readouterr().err
