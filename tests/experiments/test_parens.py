@@ -123,3 +123,20 @@ def test_resume_keeps_finished_runs_and_refuses_another_setup(tmp_path, capsys):
     capsys.readouterr()
     assert main([*base[:4], "--steps", "4", *base[6:], "--seed", "1", "--seeds", "1", "--resume"]) == 2
     assert "trained with another setup" in capsys.readouterr().err
+
+
+def test_retraining_drops_the_old_result_first(tmp_path, monkeypatch):
+    import seqlab.experiments.parens as parens
+
+    setup = ParensSetup(steps=2, seeds=1, n_train=20, n_val=10, n_test=10, eval_batch_size=10)
+    run_dir = tmp_path / "rnn" / "seed-0"
+    run_dir.mkdir(parents=True)
+    (run_dir / parens.RESULT_FILE).write_text("{}", encoding="utf-8")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(parens, "_train_one", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        parens.run_parens(["rnn"], out=tmp_path, setup=setup, progress=False)
+    assert not (run_dir / parens.RESULT_FILE).exists()  # a later --resume cannot take a stale result
