@@ -208,7 +208,7 @@ def run_parens(models: Sequence[str] = MODELS, *, out: str | Path, setup: Parens
             log.info("parens seed %d, %d/%d: %s", seed, index, len(models), LABELS[name])
             (run_dir / RESULT_FILE).unlink(missing_ok=True)  # an interrupted retraining must not leave it
             results.append(_train_one(name, one, train, val, tests, run_dir, progress))
-            atomic_write_text(run_dir / RESULT_FILE, json.dumps({"setup": _plain(one), "result": asdict(results[-1])}))
+            atomic_write_text(run_dir / RESULT_FILE, json.dumps({"setup": asdict(one), "result": asdict(results[-1])}))
     return results
 
 
