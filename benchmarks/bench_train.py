@@ -17,7 +17,8 @@ import torch
 
 from benchmarks.common import interleave, memory_cell, peak_memory, print_table, rate_rows, save, summary
 from benchmarks.nanogpt_reference import ReferenceGPT, train_steps
-from seqlab.api import LMBatches, fit_tokenizer
+from seqlab.api import fit_tokenizer
+from seqlab.data import LMBatches
 from seqlab.config import load_config
 from seqlab.data import load_corpus, prepare_tokens
 from seqlab.models import build_model

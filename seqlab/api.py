@@ -24,6 +24,7 @@ from seqlab import classical_runs, seq2seq
 from seqlab.config import Config, SampleConfig, load_config, override
 from seqlab.data import (
     Corpus,
+    LMBatches,
     TBPTTBatches,
     TextSpan,
     TokenData,
@@ -58,24 +59,6 @@ log = logging.getLogger(__name__)
 
 RECURRENT_WINDOW = 256  # tokens per forward when evaluating a recurrent model (no effect on its loss)
 TOKENIZER_FIT_CHARS = 100_000_000  # BPE and word tokenizers learn from at most this much training text
-
-
-@dataclass
-class LMBatches:
-    """Random windows of a token stream: the batch source of language-model training."""
-
-    data: TokenData
-    batch_size: int
-    block_size: int
-
-    @property
-    def tokens_per_char(self) -> dict[str, float]:
-        return {"train": len(self.data.train) / self.data.train_chars,
-                "val": len(self.data.val) / self.data.val_chars}
-
-    def sample(self, split: str, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        tokens = self.data.train if split == "train" else self.data.val
-        return sample_batch(tokens, self.batch_size, self.block_size, generator)
 
 
 def _resolve(config: Config | str | Path, overrides: Sequence[str]) -> Config:

@@ -60,6 +60,16 @@ class TokenizerConfig:
                  "an integer of at least 257 (the 256 bytes plus merges)")
 
 
+@dataclass(frozen=True)
+class ModelSettings:
+    """The base of every family's `[model]` settings: a frozen dataclass per family, declared beside
+    its model and named in the family registry (`seqlab.families`), which decides from `family`
+    which class reads a `[model]` table. Subclasses narrow `family` to their name(s) with a
+    `Literal`, add their settings with defaults, and check ranges in `__post_init__`."""
+
+    family: str = ""
+
+
 RECURRENT_FAMILIES = ("rnn", "gated", "gru", "lstm")
 
 

@@ -5,7 +5,7 @@
     x, y = sample_batch(data.train, batch_size=12, block_size=64, generator=torch.Generator())
 """
 
-from seqlab.data.batches import iter_eval_windows, sample_batch
+from seqlab.data.batches import Batches, BatchSource, LMBatches, iter_eval_windows, sample_batch
 from seqlab.data.cache import (
     TokenData,
     encode_cached,
@@ -17,6 +17,9 @@ from seqlab.data.corpus import Corpus, TextSpan, load_corpus, split_corpus, spli
 from seqlab.data.tbptt import TBPTTBatches
 
 __all__ = [
+    "BatchSource",
+    "Batches",
+    "LMBatches",
     "Corpus",
     "TBPTTBatches",
     "TextSpan",

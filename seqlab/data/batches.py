@@ -1,6 +1,10 @@
-"""Batches of language-model windows drawn from a token array.
+"""Batch sources, and batches of language-model windows drawn from a token array.
 
 B batch · T time (block_size)
+
+`BatchSource` is the contract between the data and the Trainer (which knows nothing about model
+families): every source has `tokens_per_char`, `sample`, `sample_eval`, `carry` and `shards_rows`.
+`Batches` gives the optional ones their plain meaning, so a source states only what it changes.
 
 `sample_batch` draws random windows for training; its offsets come from one `torch.randint` call on
 the caller's generator, so the generator's state alone decides the batch and a resumed run draws
@@ -11,12 +15,77 @@ that every target token is predicted exactly once, for an exact loss over the wh
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from seqlab.data.cache import TokenData
 from seqlab.errors import DataError
+
+Inputs = Tensor | tuple | dict  # what the trainer passes to the model: model(x, y), model(*x, y), model(**x, targets=y)
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """Where a Trainer's batches come from.
+
+    tokens_per_char: per split ("train", "val"), turns nats per token into bits per character.
+    sample(split, generator) → (inputs, targets): a training batch. All randomness comes from
+        `generator`, so its state alone decides the batch and a resumed run draws what it would have.
+    sample_eval(split, generator) → (inputs, targets): a batch for the loss estimates, which must not
+        disturb a stateful training stream.
+    carry(output): called with the model's output after each training forward (truncated BPTT keeps
+        the final hidden state from it).
+    shards_rows: False when, under data-parallel training, the trainer cuts each process's rows out
+        of the global batch; True when the source draws them itself once `rows` is set (a slice).
+    """
+
+    tokens_per_char: dict[str, float]
+    shards_rows: bool
+
+    def sample(self, split: str, generator: torch.Generator) -> tuple[Inputs, Tensor]: ...
+
+    def sample_eval(self, split: str, generator: torch.Generator) -> tuple[Inputs, Tensor]: ...
+
+    def carry(self, output: tuple) -> None: ...
+
+
+class Batches:
+    """The plain meaning of `BatchSource`'s optional members: estimates draw like training, nothing
+    is carried, and the trainer shards rows. Sources subclass it and override what they change."""
+
+    shards_rows = False
+    rows: slice = slice(None)  # this process's rows, for sources that shard themselves
+
+    def sample(self, split: str, generator: torch.Generator) -> tuple[Inputs, Tensor]:
+        raise NotImplementedError
+
+    def sample_eval(self, split: str, generator: torch.Generator) -> tuple[Inputs, Tensor]:
+        return self.sample(split, generator)
+
+    def carry(self, output: Any) -> None:
+        return None
+
+
+@dataclass
+class LMBatches(Batches):
+    """Random windows of a token stream: the batch source of language-model training."""
+
+    data: TokenData
+    batch_size: int
+    block_size: int
+
+    @property
+    def tokens_per_char(self) -> dict[str, float]:
+        return {"train": len(self.data.train) / self.data.train_chars,
+                "val": len(self.data.val) / self.data.val_chars}
+
+    def sample(self, split: str, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        tokens = self.data.train if split == "train" else self.data.val
+        return sample_batch(tokens, self.batch_size, self.block_size, generator)
 
 
 def sample_batch(tokens: np.ndarray, batch_size: int, block_size: int,
