@@ -8,6 +8,12 @@ many threads as torch uses) and `seqlab.models.hmm_numerics` ("reference": the s
 batched numpy, one Python step per time step; readable, and what the tests check the kernels
 against).
 
+The model is also a `seqlab.models.contract.LanguageModel` (torch tensors in and out, float64 numpy
+on the CPU): its state is the predictive state distribution p(z_{t+1} | x_≤t), (B, K), carried by the
+forward filter, and `step`'s logits are the exact predictive distribution log p(x_{t+1} | x_≤t).
+`score` has two readings, by its argument's type: a torch tensor (B, T) is the contract's (one
+log p(x_t | x_<t) per token after the first), anything else hmmlearn's (the total log-likelihood).
+
 Dimensions: B batch (sequences) · T time · K states · M symbols.
 
 Parameters: startprob (K,), transmat (K, K) with rows "from" and columns "to", emissionprob (K, M);
@@ -30,8 +36,11 @@ from pathlib import Path
 from typing import Literal, Sequence, Union, get_args
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from seqlab.models import hmm_numerics as num
+from seqlab.models.contract import GenerateMixin
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +49,12 @@ Numerics = Literal["compiled", "reference"]  # hmm_kernels (fast) or hmm_numeric
 _FORMAT = "seqlab.hmm"
 
 
-class HMM:
+class HMM(GenerateMixin):
     """Discrete-emission HMM: give all three parameter arrays, or `n_states` and `n_symbols` for a
     seeded random (Dirichlet(1)) initialisation. `numerics` picks the implementation (see the
     module docstring); both give the same results to rounding."""
+
+    block_size = None  # the contract's context limit: none, the forward filter carries the whole past
 
     def __init__(self, n_states: int | None = None, n_symbols: int | None = None, *,
                  startprob: np.ndarray | None = None, transmat: np.ndarray | None = None,
@@ -107,9 +118,67 @@ class HMM:
         out[batch.order] = num.log_likelihoods(scale)
         return out
 
-    def score(self, sequences: Sequences) -> float:
-        """Total forward log-likelihood of one sequence or a list of sequences."""
+    def score(self, sequences: Sequences | Tensor) -> float | Tensor:
+        """Two readings, by the argument's type:
+
+        - a torch tensor of token ids (B, T), the `LanguageModel` contract → (B, T - 1) float64 on its
+          device: log p(x_t | x_<t) for t >= 1, the logs of the forward algorithm's scaling factors
+          (each row's sum plus log p(x_0) is its `log_likelihoods`). An impossible token gets -inf
+          and the conditionals after it are undefined (NaN).
+        - anything else (hmmlearn's `score`): one sequence or a list of sequences → their total
+          forward log-likelihood, a float.
+        """
+        if isinstance(sequences, Tensor):
+            x = self._token_array(sequences)  # (B, T)
+            start = np.broadcast_to(self.startprob, (len(x), self.n_states))  # (B, K)
+            _, log_scales = _forward_filter(start, self.transmat, self.emissionprob, x)  # (B, T)
+            return torch.from_numpy(log_scales[:, 1:]).to(sequences.device)
         return float(self.log_likelihoods(sequences).sum())
+
+    # ----------------------------------------------------------------- the language-model contract
+
+    def new_state(self, batch_size: int, device: torch.device | str | None = None) -> Tensor:
+        """The predictive state distribution before any token, (B, K) float64: startprob in every row."""
+        start = torch.from_numpy(self.startprob).to(device)
+        return start.expand(batch_size, self.n_states).clone()  # (B, K)
+
+    def step(self, tokens: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """tokens (B, T) continue the predictive state distribution `state` (B, K) → (logits (B, M)
+        float32, the new state).
+
+        For each token x_t the forward filter conditions on it and moves one step,
+        filtered ∝ pred ⊙ E[:, x_t], pred ← filtered A; the logits are log(pred E), the exact
+        log p(x_{T+1} | x_≤T) (-inf where p = 0). With state None the tokens are the whole context,
+        filtered from startprob, and None is returned as the state. Computed on the CPU; the logits
+        come back on the tokens' device, the state on the state's. Raises ValueError on a token the
+        model gives probability 0 (the filter is undefined after it).
+        """
+        x = self._token_array(tokens)  # (B, T)
+        B, K = len(x), self.n_states
+        if state is None:
+            pred = np.broadcast_to(self.startprob, (B, K))
+        elif tuple(state.shape) != (B, K):
+            raise ValueError(f"state must have shape ({B}, {K}), got {tuple(state.shape)}")
+        else:
+            pred = state.detach().to("cpu", torch.float64).numpy()
+        pred, log_scales = _forward_filter(pred, self.transmat, self.emissionprob, x)  # (B, K), (B, T)
+        impossible = ~np.isfinite(log_scales)
+        if impossible.any():
+            b, t = np.argwhere(impossible)[0]
+            raise ValueError(f"token {x[b, t]} at position {t} of row {b} has probability 0 under the model")
+        with np.errstate(divide="ignore"):
+            logits = np.log(pred @ self.emissionprob)  # (B, M)
+        logits = torch.from_numpy(logits).to(device=tokens.device, dtype=torch.float32)
+        return logits, (None if state is None else torch.from_numpy(pred).to(state.device))
+
+    def _token_array(self, tokens: Tensor) -> np.ndarray:
+        """The contract's tokens (B, T), any device → (B, T) int64 numpy array of ids in [0, M)."""
+        if not isinstance(tokens, Tensor) or tokens.dim() != 2 or tokens.dtype.is_floating_point:
+            raise ValueError(f"tokens must be a (B, T) integer tensor, got {getattr(tokens, 'shape', tokens)}")
+        x = tokens.detach().to("cpu", torch.long).numpy()
+        if x.size and (x.min() < 0 or x.max() >= self.n_symbols):
+            raise ValueError(f"token ids must lie in [0, {self.n_symbols}), got [{x.min()}, {x.max()}]")
+        return x
 
     def posteriors(self, sequences: Sequences) -> np.ndarray | list[np.ndarray]:
         """State posteriors P(state_t = k | sequence), (T, K) per sequence; rows sum to 1."""
@@ -259,6 +328,27 @@ class HMM:
 
 
 # --------------------------------------------------------------------- helpers
+
+
+def _forward_filter(pred: np.ndarray, transmat: np.ndarray, emissionprob: np.ndarray, obs: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The forward filter run from the predictive state distributions `pred` (B, K) over `obs`
+    (B, T) → (the predictive distributions after the last token (B, K), log p(x_t | x_<t) (B, T)).
+
+    Each step is one scaled forward step (Rabiner eq. 91–93) written batch-major: the joint
+    p(z_t, x_t | x_<t) = pred ⊙ E[:, x_t], its sum the scaling factor p(x_t | x_<t), the joint over
+    that the filtered p(z_t | x_≤t), and its product with A the next prediction. The only Python
+    loop is over time. An impossible token gives log p = -inf, then NaN (as `hmm_numerics.forward`).
+    """
+    emission_t = np.ascontiguousarray(emissionprob.T)  # (M, K): row x is E[:, x]
+    log_scales = np.empty(obs.shape)  # (B, T)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t in range(obs.shape[1]):
+            joint = pred * emission_t[obs[:, t]]  # (B, K)
+            scale = joint.sum(1)  # (B,)
+            log_scales[:, t] = np.log(scale)
+            pred = (joint / scale[:, None]) @ transmat  # (B, K)
+    return np.array(pred, dtype=np.float64), log_scales
 
 
 def _kernels():

@@ -22,7 +22,17 @@ order-1 BOS tokens (id V) and closed by an EOS token (id V+1), so outcomes are t
 first tokens of a stream are predicted from the shorter context they have. Keys are base-(V+2)
 int64 numbers, so (V+2)^order must stay below 2^63 (order 7 for V = 500, order 4 for V = 50,000).
 
-Dimensions: T positions (all streams concatenated) · V vocab · P outcomes (V, or V + 1 with EOS).
+The model is also a `seqlab.models.contract.LanguageModel` (torch tensors in and out, computed in
+numpy on the CPU): its state is the context, the last L = order - 1 tokens (B, L) int64, left-padded
+with NO_TOKEN (-1) where a row has fewer. In stream mode a NO_TOKEN slot is "before the stream" (the
+next token is predicted from the shorter context it has, as `log_probs` does); with `boundary` it is
+the BOS padding (the row is the start of a sentence). `step` returns the V tokens' log-probabilities:
+with `boundary` those of the next token given that the sentence goes on (EOS dropped and the rest
+renormalised), so that every id the generation loop can draw is a token; `score` uses the same
+distribution, so it is the log-softmax of `step`'s logits at every position.
+
+Dimensions: T positions (all streams concatenated) · V vocab · P outcomes (V, or V + 1 with EOS) ·
+B batch (rows of the contract's tensors) · L = order - 1 context length.
 """
 
 from __future__ import annotations
@@ -35,8 +45,11 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from seqlab.files import atomic_open, atomic_write_text
+from seqlab.models.contract import GenerateMixin
 from seqlab.models.ngram_counts import (
     OrderTable,
     build_tables,
@@ -48,6 +61,7 @@ from seqlab.models.ngram_counts import (
 Smoothing = Literal["mle", "add_k", "kneser_ney"]
 TokensLike = np.ndarray | Sequence[int] | Sequence[np.ndarray]
 FORMAT = "seqlab-ngram-1"
+NO_TOKEN = -1  # a slot of the contract's context (B, L) before the first token of a row
 
 
 def _shift(a: np.ndarray, fill: int | bool) -> np.ndarray:
@@ -58,8 +72,10 @@ def _shift(a: np.ndarray, fill: int | bool) -> np.ndarray:
     return out
 
 
-class NGramLM:
+class NGramLM(GenerateMixin):
     """Order-n language model over ids 0..V-1; see the module docstring for the formulas."""
+
+    block_size = None  # the contract's context limit: none, the context slides (`step` keeps L tokens)
 
     def __init__(self, order: int, vocab_size: int, *, smoothing: Smoothing = "kneser_ney",
                  k: float = 1.0, boundary: bool = False) -> None:
@@ -217,6 +233,115 @@ class NGramLM:
                              f"{self.smoothing} has no distribution there")
         return probs
 
+    def distributions(self, contexts: np.ndarray) -> np.ndarray:
+        """p(· | context) for each row of `contexts` (B, L) int64 → (B, P) float64: the batched
+        `distribution`, with EOS at index V when `boundary`.
+
+        Each row holds the last L = order - 1 tokens before the prediction, left-padded with
+        NO_TOKEN (-1) where there are fewer: the start of a stream, or with `boundary` the BOS
+        padding of a sentence. Raises ValueError, naming the first such context, where a row has
+        no distribution (`mle` on a context never seen in training).
+        """
+        probs = self._distributions(contexts)
+        empty = ~(probs.sum(1) > 0)
+        if empty.any():
+            context = _tokens_of(np.asarray(contexts)[np.argmax(empty)])
+            raise ValueError(f"context {context} was never seen in training: "
+                             f"{self.smoothing} has no distribution there")
+        return probs
+
+    def _distributions(self, contexts: np.ndarray) -> np.ndarray:
+        """`distributions` without the check: a row with no distribution is all zeros."""
+        L, P = self.order - 1, self.n_outcomes
+        contexts = np.asarray(contexts, np.int64)
+        if contexts.ndim != 2 or contexts.shape[1] != L:
+            raise ValueError(f"contexts must have shape (B, {L}), got {contexts.shape}")
+        pad = contexts == NO_TOKEN  # (B, L)
+        n_pad = pad.sum(1)  # (B,)
+        if np.any(pad != (np.arange(L) < n_pad[:, None])) or np.any(contexts >= self.vocab_size) \
+                or np.any(contexts < NO_TOKEN):
+            raise ValueError(f"each context must be ids in [0, {self.vocab_size}) left-padded with {NO_TOKEN}")
+        outcomes = np.arange(P, dtype=np.int64)
+        if self.boundary:
+            outcomes[-1] = self.eos
+        # Every (context, outcome) pair is one row of L + 1 positions, scored by one `_probs` call;
+        # only each row's last position (the outcome) is kept.
+        rows = np.empty((len(contexts), P, L + 1), np.int64)  # (B, P, L + 1)
+        rows[:, :, :L] = np.where(pad, self.bos if self.boundary else 0, contexts)[:, None, :]
+        rows[:, :, L] = outcomes
+        if self.boundary:  # the BOS padding is part of the sentence, as in `_stream`
+            history = np.broadcast_to(np.arange(L + 1), (len(contexts), L + 1))
+        else:  # a padded slot is no token: each position sees the real tokens before it
+            history = np.maximum(np.arange(L + 1) - n_pad[:, None], 0)  # (B, L + 1)
+        history = np.broadcast_to(history[:, None, :], rows.shape)  # (B, P, L + 1)
+        return self._probs(rows.reshape(-1), history.reshape(-1)).reshape(rows.shape)[:, :, L]  # (B, P)
+
+    def _token_probs(self, contexts: np.ndarray) -> np.ndarray:
+        """The contract's distribution of the next token, (B, V) float64: `_distributions` less EOS,
+        renormalised, with `boundary` (a row where EOS takes all the mass is all zeros)."""
+        probs = self._distributions(contexts)
+        if not self.boundary:
+            return probs
+        tokens = probs[:, : self.vocab_size]  # (B, V)
+        total = tokens.sum(1, keepdims=True)  # (B, 1) = 1 - p(EOS | context)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(total > 0, tokens / total, 0.0)
+
+    # ---- the language-model contract (seqlab.models.contract) -------------------------------------
+
+    def new_state(self, batch_size: int, device: torch.device | str | None = None) -> Tensor:
+        """The empty context (B, L) int64, all NO_TOKEN: the start of a stream, or with `boundary`
+        the start of a sentence (its BOS padding)."""
+        return torch.full((batch_size, self.order - 1), NO_TOKEN, dtype=torch.long, device=device)
+
+    def step(self, tokens: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """tokens (B, T) continue the context `state` (B, L) → (logits (B, V) float32, the new context).
+
+        The logits are log p(· | the last L tokens) over the V tokens (-inf where p = 0; with
+        `boundary`, given that the sentence goes on). With state None the tokens are the whole
+        context (from the start of a stream or sentence) and None is returned as the state. Computed
+        on the CPU; the logits come back on the tokens' device, the context on the state's. Raises
+        ValueError, naming the context, where `mle` has no distribution (or, with `boundary`, only EOS).
+        """
+        x = _token_array(tokens, self.vocab_size)  # (B, T)
+        L = self.order - 1
+        past = np.full((len(x), L), NO_TOKEN, np.int64) if state is None else _context_array(state, len(x), L)
+        contexts = np.concatenate([past, x], axis=1)[:, x.shape[1]:]  # (B, L): the last L slots
+        probs = self._token_probs(contexts)
+        empty = ~(probs.sum(1) > 0)
+        if empty.any():
+            context = _tokens_of(contexts[np.argmax(empty)])
+            raise ValueError(f"context {context} was never seen in training"
+                             f"{' or is always followed by EOS' if self.boundary else ''}: "
+                             f"{self.smoothing} has no distribution of the next token there")
+        with np.errstate(divide="ignore"):
+            logits = torch.from_numpy(np.log(probs)).to(device=tokens.device, dtype=torch.float32)
+        return logits, (None if state is None else torch.from_numpy(contexts).to(state.device))
+
+    def score(self, tokens: Tensor) -> Tensor:
+        """tokens (B, T) → (B, T - 1) float64 on the tokens' device: the natural-log probability of
+        tokens[:, t] (t >= 1) given up to L tokens before it in its row.
+
+        Each row is read from its start: in stream mode `score(x)[b]` equals `log_probs(x[b])[1:]`
+        (-inf where p = 0, as there); with `boundary` the row starts a sentence and the probabilities
+        are `step`'s (given that the sentence goes on).
+        """
+        x = _token_array(tokens, self.vocab_size)  # (B, T)
+        B, T = x.shape
+        L = self.order - 1
+        if T < 2:
+            return torch.zeros((B, 0), dtype=torch.float64, device=tokens.device)
+        if not self.boundary:  # every row one stream, scored by one `_probs` call as `log_probs` does
+            history = np.tile(np.minimum(np.arange(T), L), B)  # (B T,)
+            probs = self._probs(x.reshape(-1), history).reshape(B, T)[:, 1:]  # (B, T - 1)
+        else:  # the context of each position, then its distribution
+            padded = np.concatenate([np.full((B, L), NO_TOKEN, np.int64), x[:, :-1]], axis=1)  # (B, L + T - 1)
+            windows = np.lib.stride_tricks.sliding_window_view(padded, L, axis=1)[:, 1:]  # (B, T - 1, L)
+            dist = self._token_probs(windows.reshape(B * (T - 1), L)).reshape(B, T - 1, -1)  # (B, T - 1, V)
+            probs = np.take_along_axis(dist, x[:, 1:, None], axis=2)[:, :, 0]  # (B, T - 1)
+        with np.errstate(divide="ignore"):
+            return torch.from_numpy(np.log(probs)).to(tokens.device)
+
     def perplexity(self, tokens: TokensLike) -> float:
         """exp of the mean negative log probability per outcome (inf if any outcome has p = 0)."""
         return float(np.exp(-np.mean(self.log_probs(tokens))))
@@ -273,3 +398,25 @@ class NGramLM:
             raw = [(npz[f"keys_{k}"], npz[f"counts_{k}"]) for k in range(model.order + 1)]
         model._set_counts(raw)
         return model
+
+
+def _token_array(tokens: Tensor, vocab_size: int) -> np.ndarray:
+    """The contract's tokens (B, T), any device → (B, T) int64 numpy array of ids in [0, V)."""
+    if not isinstance(tokens, Tensor) or tokens.dim() != 2 or tokens.dtype.is_floating_point:
+        raise ValueError(f"tokens must be a (B, T) integer tensor, got {getattr(tokens, 'shape', tokens)}")
+    x = tokens.detach().to("cpu", torch.long).numpy()
+    if x.size and (x.min() < 0 or x.max() >= vocab_size):
+        raise ValueError(f"token ids must lie in [0, {vocab_size}), got [{x.min()}, {x.max()}]")
+    return x
+
+
+def _context_array(state: Tensor, batch_size: int, length: int) -> np.ndarray:
+    """The contract's state (B, L), any device → (B, L) int64 numpy array (a copy)."""
+    if tuple(state.shape) != (batch_size, length):
+        raise ValueError(f"state must have shape ({batch_size}, {length}), got {tuple(state.shape)}")
+    return state.detach().to("cpu", torch.long).numpy().copy()
+
+
+def _tokens_of(context: np.ndarray) -> list[int]:
+    """A context row without its NO_TOKEN padding, for messages."""
+    return [int(t) for t in context if t != NO_TOKEN]
