@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from seqlab.data.batches import Batches
 from seqlab.errors import DataError
 
 N_COLOURS = 5
@@ -224,7 +225,7 @@ def collate_parens(sequences: Sequence[Sequence[int]], labels: Sequence[int]) ->
 
 
 @dataclass
-class ParensBatches:
+class ParensBatches(Batches):
     """Random batches of labelled sequences: a batch source for `Trainer`, which calls
     `model(idx, mask, labels)`. Training batches have `batch_size` sequences; the trainer's estimates
     draw `eval_batch_size` (default: the same), so that training one sequence at a time still gets

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from seqlab.data.batches import Batches
 from seqlab.data.dates import random_date_pair
 from seqlab.errors import DataError
 
@@ -145,7 +146,7 @@ def collate(encoded: EncodedPairs, indices: Sequence[int]) -> tuple[tuple[Tensor
 
 
 @dataclass
-class Seq2SeqBatches:
+class Seq2SeqBatches(Batches):
     """Random batches of pairs: the batch source of encoder–decoder training (see `Trainer`).
 
     With `group_by_length`, a batch is `batch_size` consecutive pairs of the split sorted by length

@@ -30,14 +30,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seqlab.data.batches import sample_batch
+from seqlab.data.batches import Batches, sample_batch
 from seqlab.data.cache import TokenData
 from seqlab.errors import DataError
 
 
 @dataclass
-class TBPTTBatches:
+class TBPTTBatches(Batches):
     """Consecutive windows of B parallel streams of the training split, with the hidden state carried."""
+
+    shards_rows = True  # its rows are streams: each process draws (and carries the state of) its own
 
     data: TokenData
     batch_size: int

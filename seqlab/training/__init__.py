@@ -1,6 +1,15 @@
-"""Training: the Trainer loop, AdamW and its schedule, checkpoints, metrics, devices."""
+"""Training: the Trainer loop and its callbacks, AdamW and its schedule, checkpoints, metrics, devices."""
 
+from seqlab.data.batches import BatchSource
 from seqlab.training import distributed, precision, threads
+from seqlab.training.callbacks import (
+    Callback,
+    CheckpointCallback,
+    LossPlotCallback,
+    MetricsCallback,
+    SampleCallback,
+    default_callbacks,
+)
 from seqlab.training.checkpoint import (
     latest_checkpoint,
     load_weights,
@@ -10,9 +19,10 @@ from seqlab.training.checkpoint import (
 )
 from seqlab.training.device import resolve_device
 from seqlab.training.optim import build_optimizer, learning_rate, param_groups
-from seqlab.training.trainer import BatchSource, Trainer, TrainResult
+from seqlab.training.trainer import Trainer, TrainResult
 
 __all__ = [
-    "BatchSource", "TrainResult", "Trainer", "build_optimizer", "latest_checkpoint", "learning_rate",
+    "BatchSource", "Callback", "CheckpointCallback", "LossPlotCallback", "MetricsCallback", "SampleCallback",
+    "TrainResult", "Trainer", "build_optimizer", "default_callbacks", "latest_checkpoint", "learning_rate",
     "load_weights", "param_groups", "resolve_device", "save_checkpoint", "save_weights", "unwrap",
 ]

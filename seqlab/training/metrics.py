@@ -43,8 +43,7 @@ class MetricsLog:
             csv.writer(handle).writerow(row)
 
     def rows(self) -> list[dict[str, str]]:
-        with open(self.path, encoding="utf-8", newline="") as handle:
-            return list(csv.DictReader(handle))
+        return read_rows(self.path)
 
     def truncate_after(self, step: int) -> None:
         """Drop rows logged after `step` (a resumed run logs them again)."""
@@ -59,6 +58,15 @@ class MetricsLog:
     def last(self, split: str) -> dict[str, str] | None:
         rows = [row for row in self.rows() if row["split"] == split]
         return rows[-1] if rows else None
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a metrics file, as strings by column name; none when there is no file."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return list(csv.DictReader(handle))
+    except FileNotFoundError:
+        return []
 
 
 def plot_losses(rows: list[dict[str, str]], path: Path, title: str = "") -> None:

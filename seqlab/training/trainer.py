@@ -1,8 +1,12 @@
 """The training loop: knows nothing about model families.
 
 It takes a model whose `forward(x, y)` returns `(output, loss)` (or more, e.g. a final hidden state
-that the batch source's optional `carry` hook keeps), a batch source, and a `TrainConfig`,
-and owns the optimizer, the schedule, evaluation, logging and checkpoints of one run directory.
+that the batch source's `carry` keeps), a batch source (`seqlab.data.BatchSource`: its `sample`
+for training, `sample_eval` for the estimates, `carry` after each training forward, and
+`shards_rows` under data-parallel training), a `TrainConfig`, and callbacks
+(`seqlab.training.callbacks`). It owns the optimizer, the schedule, the loss estimates and the
+checkpoint state of one run directory; the callbacks write what the run leaves there (by default
+metrics.csv, samples.txt, loss.png and the checkpoints) from the numbers it hands them.
 Resuming restores weights, optimizer moments, the batch sampler's random state and torch's, so on CPU
 a resumed run repeats the uninterrupted run's losses exactly (except for a stateful source such as
 truncated BPTT, whose streams and carried state restart at the beginning).
@@ -16,13 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -30,32 +33,15 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from seqlab.config import TrainConfig
+from seqlab.data.batches import BatchSource
 from seqlab.training import distributed, precision
+from seqlab.training.callbacks import Callback, default_callbacks
 from seqlab.training.checkpoint import latest_checkpoint, save_checkpoint
 from seqlab.training.distributed import SINGLE, World
-from seqlab.training.threads import ThreadGovernor
-from seqlab.training.metrics import MetricsLog, plot_losses
 from seqlab.training.optim import build_optimizer, learning_rate
+from seqlab.training.threads import ThreadGovernor
 
 log = logging.getLogger(__name__)
-
-
-class BatchSource(Protocol):
-    """Where batches come from: `sample` must draw all its randomness from `generator`."""
-
-    tokens_per_char: dict[str, float]  # per split, turns nats per token into bits per character
-
-    def sample(self, split: str, generator: torch.Generator) -> tuple[Tensor | tuple | dict, Tensor]:
-        """(inputs, targets): the trainer calls model(inputs, targets), model(*inputs, targets)
-        when inputs is a tuple (an encoder–decoder's source, target and masks), or
-        model(**inputs, targets=targets) when it is a dict; the model returns (output, loss, ...).
-
-        Two optional members: `carry(model_output)`, called after each training forward (truncated
-        BPTT keeps the final hidden state there), and `sample_eval(split, generator)`, which
-        `estimate` draws from instead of `sample` when present, so evaluating never disturbs
-        a stateful training stream. Under data-parallel training every process draws the same global
-        batch and keeps its rows; a source with a `rows` attribute (a slice) is told its rows
-        instead and returns only those for training (truncated BPTT, whose streams are rows)."""
 
 
 @dataclass
@@ -89,17 +75,40 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
+def _callback_list(config: TrainConfig, sampler: Callable[[nn.Module], str] | None,
+                   callbacks: Sequence[Callback] | None) -> list[Callback]:
+    """The callbacks given, or the default ones (which `sampler` is for)."""
+    if callbacks is None:
+        return default_callbacks(config, sampler)
+    if sampler is not None:
+        raise ValueError("sampler= feeds the default callbacks: with callbacks=, put a SampleCallback(sampler) "
+                         "in the list instead")
+    return list(callbacks)
+
+
 class Trainer:
+    """Trains `model` on `batches` to `config.max_steps`, calling `callbacks` on the way.
+
+    `callbacks` None gives `default_callbacks(config, sampler)`: metrics.csv, samples.txt (from
+    `sampler(model)`, when given), loss.png and checkpoints. A list replaces them: add one to
+    `default_callbacks(...)`, or pass [] to train without writing anything (`sampler` then goes into
+    a `SampleCallback` of the list, not beside it). Callbacks run in the main process only.
+    """
+
     def __init__(self, model: nn.Module, batches: BatchSource, config: TrainConfig, run_dir: Path, *,
                  device: torch.device, sampler: Callable[[nn.Module], str] | None = None,
-                 progress: bool = True, title: str = "", world: World = SINGLE,
-                 threads: ThreadGovernor | None = None) -> None:
+                 callbacks: Sequence[Callback] | None = None, progress: bool = True, title: str = "",
+                 world: World = SINGLE, threads: ThreadGovernor | None = None) -> None:
+        if not isinstance(batches, BatchSource):
+            raise TypeError(f"{type(batches).__name__} is not a batch source: it needs tokens_per_char, sample, "
+                            f"sample_eval, carry and shards_rows (subclass seqlab.data.Batches for the plain ones)")
+        callbacks = _callback_list(config, sampler, callbacks)
         self.model = model.to(device)  # the plain module: evaluated, sampled and saved
         self.batches = batches
         self.config = config
         self.run_dir = Path(run_dir)
         self.device = device
-        self.sampler = sampler
+        self.callbacks = callbacks if world.main else []  # one process writes the run directory
         self.progress = progress and world.main
         self.title = title
         self.world = world
@@ -108,12 +117,10 @@ class Trainer:
         self.scaler = precision.grad_scaler(device, self.dtype)
         self.optimizer = build_optimizer(self.model, config, device)
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.metrics = MetricsLog(self.run_dir / "metrics.csv") if world.main else None
         self.step = 0
         self.tokens_seen = 0  # over all processes
         self.train_seconds = 0.0
         self._rows = slice(None)  # this process's rows of every batch it draws
-        self._source_rows = hasattr(batches, "rows")  # the source draws this process's rows itself
         self._ddp: nn.parallel.DistributedDataParallel | None = None
         self.train_model = self.model  # what the training forward calls: maybe wrapped, maybe compiled
         if world.distributed:
@@ -121,7 +128,7 @@ class Trainer:
                 raise ValueError(f"train.batch_size = {config.batch_size} does not split over {world.size} "
                                  f"processes: use a multiple of {world.size}")
             self._rows = world.rows(config.batch_size)
-            if self._source_rows:
+            if batches.shards_rows:  # the source draws this process's rows itself
                 batches.rows = self._rows
             ids = [device.index] if device.type == "cuda" else None
             self._ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
@@ -147,6 +154,8 @@ class Trainer:
             counters["grad_scaler"] = self.scaler.state_dict()
         save_checkpoint(self.run_dir, step=self.step, model=self.model, optimizer=self.optimizer,
                         rng=self._rng_state(), trainer=counters)
+        for callback in self.callbacks:
+            callback.on_checkpoint(self)
 
     def restore(self) -> bool:
         """Continue from the run's latest checkpoint; False when there is none."""
@@ -163,8 +172,6 @@ class Trainer:
         self.train_seconds = float(checkpoint.trainer.get("train_seconds", 0.0))
         if self.scaler is not None and "grad_scaler" in checkpoint.trainer:
             self.scaler.load_state_dict(checkpoint.trainer["grad_scaler"])
-        if self.metrics is not None:
-            self.metrics.truncate_after(self.step)
         log.info("resumed from step %d", self.step)
         return True
 
@@ -182,9 +189,8 @@ class Trainer:
         hits = torch.zeros((), device=self.device, dtype=torch.long)
         counted = torch.zeros((), device=self.device, dtype=torch.long)
         scored = True
-        draw = getattr(self.batches, "sample_eval", self.batches.sample)
         for _ in range(self.config.eval_steps):
-            x, y = distributed.shard(draw(split, generator), self._rows)
+            x, y = distributed.shard(self.batches.sample_eval(split, generator), self._rows)
             y = y.to(self.device, non_blocking=True)  # once: _forward's move is then a no-op
             output = self._forward(self.model, x, y)
             total += output[1].float()
@@ -201,30 +207,30 @@ class Trainer:
         return total.item() / self.config.eval_steps, accuracy
 
     def evaluate(self) -> float:
-        """Log train and val estimates, write a sample and the loss plot; returns the val loss."""
-        lr = learning_rate(max(self.step - 1, 0), self.config)
+        """Estimate the train and val losses, log them and hand them to the callbacks; returns the
+        val loss. Every process estimates (the estimates are averaged over them)."""
         losses, accuracies = {}, {}
-        for split in ("train", "val"):  # every process estimates (the estimates are averaged over them)
-            losses[split], accuracies[split] = self.estimate(split)
-        if self.metrics is None:  # another process writes the run directory
-            return losses["val"]
         for split in ("train", "val"):
-            bpc = losses[split] / math.log(2) * self.batches.tokens_per_char[split]
-            self.metrics.add(step=self.step, split=split, loss=losses[split], bits_per_char=bpc,
-                             accuracy=accuracies[split], tokens_per_sec=self.tokens_per_sec, lr=lr,
-                             elapsed_s=self.train_seconds)
-        accuracy = "" if accuracies["val"] is None else f", val accuracy {accuracies['val']:.4f}"
-        log.info("step %d: train loss %.4f, val loss %.4f%s", self.step, losses["train"], losses["val"], accuracy)
-        if self.sampler is not None and self.config.sample_tokens > 0:
-            text = self.sampler(self.model)
-            with open(self.run_dir / "samples.txt", "a", encoding="utf-8") as handle:
-                handle.write(f"==== step {self.step} ====\n{text}\n\n")
-        plot_losses(self.metrics.rows(), self.run_dir / "loss.png", self.title)
+            losses[split], accuracies[split] = self.estimate(split)
+        if self.world.main:
+            accuracy = "" if accuracies["val"] is None else f", val accuracy {accuracies['val']:.4f}"
+            log.info("step %d: train loss %.4f, val loss %.4f%s", self.step, losses["train"], losses["val"], accuracy)
+        for callback in self.callbacks:
+            callback.on_evaluate(self, losses, accuracies)
         return losses["val"]
 
     @property
     def tokens_per_sec(self) -> float:
         return self.tokens_seen / self.train_seconds if self.train_seconds > 0 else 0.0
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the step last taken (before any, of the first)."""
+        return learning_rate(max(self.step - 1, 0), self.config)
+
+    def due(self, every: int) -> bool:
+        """Whether the step just taken is an `every`-th one (never when 0) or the last."""
+        return (every > 0 and self.step % every == 0) or self.step == self.config.max_steps
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -235,7 +241,7 @@ class Trainer:
             group["lr"] = lr
         for micro in range(config.grad_accum_steps):
             batch = self.batches.sample("train", self.generator)
-            if not self._source_rows:
+            if not self.batches.shards_rows:
                 batch = distributed.shard(batch, self._rows)
             # Gradients are averaged over processes once per step, at the last micro-batch's backward.
             last = micro == config.grad_accum_steps - 1
@@ -271,9 +277,7 @@ class Trainer:
             self.train_model = self._ddp if self._ddp is not None else self.model
             self.optimizer.zero_grad(set_to_none=True)
             return self._micro_step(x, y)
-        carry = getattr(self.batches, "carry", None)
-        if carry is not None:
-            carry(output)
+        self.batches.carry(output)
         self.tokens_seen += y.numel() * self.world.size
         return loss
 
@@ -295,24 +299,33 @@ class Trainer:
             return tuple(self._to_device(v) for v in value)
         return value
 
-    def _log_batch(self, loss: Tensor, bar: tqdm) -> None:
+    def _log(self, loss: Tensor, bar: tqdm) -> None:
+        """Hand the step's loss, averaged over processes, to the progress bar and the callbacks."""
         value = distributed.mean(loss, self.world).item()  # the only read of a device value between evaluations
-        if self.metrics is None:
-            return
-        self.metrics.add(step=self.step, split="batch", loss=value, tokens_per_sec=self.tokens_per_sec,
-                         bits_per_char=value / math.log(2) * self.batches.tokens_per_char["train"],
-                         lr=learning_rate(self.step - 1, self.config), elapsed_s=self.train_seconds)
-        bar.set_postfix(loss=f"{value:.4f}", tok_s=f"{self.tokens_per_sec:,.0f}", refresh=False)
+        if self.world.main:
+            bar.set_postfix(loss=f"{value:.4f}", tok_s=f"{self.tokens_per_sec:,.0f}", refresh=False)
+        for callback in self.callbacks:
+            callback.on_log(self, value)
+        if self.threads is not None:
+            self.threads.check()
 
-    def _due(self, every: int) -> bool:
-        return (every > 0 and self.step % every == 0) or self.step == self.config.max_steps
+    def _stop_requested(self, stop: _StopFlag) -> bool:
+        """Whether to stop after this step because of a Ctrl-C. Under torchrun the processes agree
+        at each log step, so all of them stop at the same step when any was asked to."""
+        if not self.world.distributed:
+            return stop.requested
+        if not self.due(self.config.log_every):
+            return False
+        flag = torch.tensor(float(stop.requested), device=self.device)
+        return distributed.total(flag, self.world).item() > 0
 
     def fit(self, resume: bool = False) -> TrainResult:
-        """Train to `max_steps` (from the latest checkpoint when `resume`), checkpointing on the way."""
+        """Train to `max_steps`, from the latest checkpoint when `resume` and there is one."""
         config = self.config
-        if not (resume and self.restore()):
-            if self.metrics is not None:
-                self.metrics.truncate_after(-1)  # a run killed before its first checkpoint starts over
+        resumed = resume and self.restore()
+        for callback in self.callbacks:
+            callback.on_fit_start(self, resumed)
+        if not resumed:
             self.evaluate()
         val_loss = None
         self.model.train()
@@ -320,32 +333,21 @@ class Trainer:
         bar = tqdm(total=config.max_steps, initial=self.step, desc=self.title or "train", unit="step",
                    disable=None if self.progress else True, dynamic_ncols=True, leave=True)
         with _StopFlag() as stop, bar, logging_redirect_tqdm(loggers=[logging.getLogger("seqlab")]):
-            start = time.perf_counter()
             stopping = False
             while self.step < config.max_steps and not stopping:
-                loss = self._train_step()
-                bar.update(1)
-                log_now = self.step % config.log_every == 0 or self.step == config.max_steps
-                if not self.world.distributed:
-                    stopping = stop.requested
-                elif log_now:  # processes agree to stop, at the same step, when any was asked to
-                    flag = torch.tensor(float(stop.requested), device=self.device)
-                    stopping = distributed.total(flag, self.world).item() > 0
-                eval_now, save_now = self._due(config.eval_every), self._due(config.checkpoint_every)
-                if not (log_now or eval_now or save_now):
-                    continue
-                self.train_seconds += time.perf_counter() - start  # evaluation time is not training time
-                if log_now:
-                    self._log_batch(loss, bar)
-                    if self.threads is not None:
-                        self.threads.check()
-                if eval_now:
-                    val_loss = self.evaluate()
-                if save_now:
-                    self.save()
                 start = time.perf_counter()
-            if stopping:
-                self.train_seconds += time.perf_counter() - start
-                self.save()
-        return TrainResult(step=self.step, interrupted=stopping, val_loss=val_loss,
-                           tokens_per_sec=self.tokens_per_sec)
+                loss = self._train_step()
+                stopping = self._stop_requested(stop)
+                self.train_seconds += time.perf_counter() - start  # logs, evaluations, callbacks: not training time
+                bar.update(1)
+                if self.due(config.log_every):
+                    self._log(loss, bar)
+                if self.due(config.eval_every):
+                    val_loss = self.evaluate()
+                for callback in self.callbacks:
+                    callback.on_step_end(self, loss)
+            result = TrainResult(step=self.step, interrupted=stopping, val_loss=val_loss,
+                                 tokens_per_sec=self.tokens_per_sec)
+            for callback in self.callbacks:
+                callback.on_fit_end(self, result)
+        return result

@@ -12,15 +12,17 @@ import torch
 from safetensors.torch import load_file
 
 from seqlab.config import ModelConfig, TrainConfig
+from seqlab.models.rnn import RecurrentConfig
+from seqlab.data import Batches
 from seqlab.errors import ConfigError, SeqlabError
-from seqlab.models import build_model
+from seqlab.families import build_model
 from seqlab.nn.attention import sdpa
 from seqlab.training import Trainer, precision, threads
 
 VOCAB, T = 13, 16
 
 
-class RandomWindows:
+class RandomWindows(Batches):
     tokens_per_char = {"train": 1.0, "val": 1.0}
 
     def __init__(self):
@@ -103,7 +105,7 @@ def _scaler_state(run_dir) -> dict:
 
 def test_compile_auto_is_for_long_runs_of_models_that_trace_whole():
     gpt = build_model(ModelConfig(n_layer=1, n_head=2, d_model=16, block_size=8), VOCAB)
-    lstm = build_model(ModelConfig(family="lstm", n_layer=1, d_model=16, block_size=8), VOCAB)
+    lstm = build_model(RecurrentConfig(family="lstm", n_layer=1, d_model=16, block_size=8), VOCAB)
     assert precision.wants_compile("auto", model=gpt, steps=2000)
     assert not precision.wants_compile("auto", model=gpt, steps=20)  # compiling would not pay
     assert not precision.wants_compile("auto", model=lstm, steps=2000)  # its loop would unroll

@@ -13,9 +13,11 @@ import torch
 from torch import nn
 
 from seqlab.config import TrainConfig
+from seqlab.data import Batches
 from seqlab.errors import CheckpointError
 from seqlab.training import Trainer, latest_checkpoint, learning_rate, param_groups
 from seqlab.training import checkpoint as checkpoint_module
+from seqlab.training.metrics import MetricsLog
 
 VOCAB, T = 11, 8
 
@@ -36,7 +38,7 @@ class TinyLM(nn.Module):
         return logits, loss
 
 
-class CycleBatches:
+class CycleBatches(Batches):
     tokens_per_char = {"train": 1.0, "val": 1.0}
 
     def __init__(self):
@@ -197,8 +199,8 @@ def test_weight_decay_only_on_linear_weights_not_tied_embeddings():
 
 def test_resume_without_a_checkpoint_starts_over_cleanly(tmp_path):
     trainer = make_trainer(tmp_path, max_steps=5, checkpoint_every=0)
-    trainer.metrics.add(step=3, split="batch", loss=9.0, bits_per_char=1.0, tokens_per_sec=1.0, lr=1.0,
-                        elapsed_s=1.0)  # logged by a run killed before any checkpoint
+    MetricsLog(tmp_path / "metrics.csv").add(step=3, split="batch", loss=9.0, bits_per_char=1.0, tokens_per_sec=1.0,
+                                             lr=1.0, elapsed_s=1.0)  # logged by a run killed before any checkpoint
     assert latest_checkpoint(tmp_path) is None
     assert trainer.fit(resume=True).step == 5
     assert "9.000000" not in batch_losses(tmp_path).values()
