@@ -5,7 +5,6 @@ import torch
 import torch.nn.functional as F
 
 from seqlab.config.schema import ModelConfig
-from seqlab.models.functional_decode import FunctionalStepper
 from seqlab.models.transformer import TransformerLM
 
 V = 11
@@ -194,62 +193,3 @@ def test_dropout_is_active_only_in_training():
     torch.testing.assert_close(model(idx)[0], model(idx)[0])
     model.train()
     assert not torch.equal(model(idx)[0], model(idx)[0])
-
-
-
-# --- FunctionalStepper: the module-free inference path ----------------------------------------------
-
-def test_functional_stepper_applies_only_to_stock_eval_models_without_hooks():
-    model = make_model(0)
-    assert FunctionalStepper.supports(model) and isinstance(model.stepper(), FunctionalStepper)
-    model.train()
-    assert not FunctionalStepper.supports(model) and model.stepper() is model
-    model.eval()
-    handle = model.blocks[1].mlp.activation.register_forward_hook(lambda module, args, output: None)
-    assert not FunctionalStepper.supports(model)
-    handle.remove()
-    handle = model.blocks[0].attn.register_forward_pre_hook(lambda module, args: None)
-    assert not FunctionalStepper.supports(model)
-    handle.remove()
-    assert FunctionalStepper.supports(model)
-    model.blocks[0].mlp.activation = torch.nn.ReLU()  # a swapped part: the stepper does not know it
-    assert not FunctionalStepper.supports(model)
-
-
-@pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("inference", [False, True], ids=["grad", "inference_mode"])
-def test_functional_stepper_equals_the_module_path(seed, bias, inference):
-    # Under inference mode the stepper writes the cache through views it prepares once per cache
-    # (sampling's path); with autograd on it indexes the cache afresh, as the module path does.
-    model = make_model(seed, bias=bias)
-    stepper = FunctionalStepper(model)
-    idx = torch.randint(0, V, (2, 16))
-    mode = torch.inference_mode() if inference else contextlib.nullcontext()
-    with mode:
-        _check_stepper_against_module_path(model, stepper, idx)
-
-
-def _check_stepper_against_module_path(model, stepper, idx):
-    for chunks in [(5, 3, 1, 1, 4, 2), (16,)]:  # the second pass gets a new cache: new views
-        ours, theirs = stepper.new_state(2, "cpu"), model.new_state(2, "cpu")
-        start = 0
-        for size in chunks:
-            logits, ours = stepper.step(idx[:, start:start + size], ours)
-            expected, theirs = model.step(idx[:, start:start + size], theirs)
-            torch.testing.assert_close(logits, expected)
-            start += size
-        assert ours.length == theirs.length == 16
-        torch.testing.assert_close(ours.k, theirs.k)
-        assert (stepper._views_of is ours.k) == torch.is_inference_mode_enabled()  # the path under test ran
-    for end in (1, 7, 16):
-        logits, state = stepper.step(idx[:, :end], None)
-        assert state is None
-        torch.testing.assert_close(logits, model.step(idx[:, :end], None)[0])
-
-
-def test_functional_stepper_checks_the_context_length():
-    model = make_model(0)
-    stepper = FunctionalStepper(model)
-    with pytest.raises(ValueError, match="block_size"):
-        stepper.step(torch.zeros(1, 17, dtype=torch.long), None)
