@@ -8,6 +8,7 @@ from seqlab.nn.attention import (
     causal_attention,
 )
 from seqlab.nn.block import Block
+from seqlab.nn.convolution import CausalConv1d
 from seqlab.nn.feedforward import FeedForward, GatedFeedForward
 from seqlab.nn.kv_cache import KVCache, LayerKVCache
 from seqlab.nn.masks import causal_mask
@@ -23,8 +24,8 @@ from seqlab.nn.positional import (
 )
 
 __all__ = [
-    "ALiBiPositions", "AttentionInputs", "Block", "CrossAttention", "FeedForward", "GatedFeedForward",
-    "KVCache", "LayerKVCache", "LearnedPositions", "NoPositions", "Positions", "RMSNorm",
+    "ALiBiPositions", "AttentionInputs", "Block", "CausalConv1d", "CrossAttention", "FeedForward",
+    "GatedFeedForward", "KVCache", "LayerKVCache", "LearnedPositions", "NoPositions", "Positions", "RMSNorm",
     "RelativePositions", "RotaryPositions", "SelfAttention", "SinusoidalPositions", "attention_inputs",
     "causal_attention", "causal_mask",
 ]
