@@ -22,7 +22,7 @@ from benchmarks.common import (
 from seqlab.api import fit_tokenizer
 from seqlab.config import load_config
 from seqlab.data import TBPTTBatches, load_corpus, prepare_tokens
-from seqlab.models import build_model
+from seqlab.families import build_model
 
 
 def train_steps(model: nn.Module, batches: TBPTTBatches, steps: int, lr: float) -> int:

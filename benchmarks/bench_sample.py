@@ -18,7 +18,7 @@ from benchmarks.common import (
 )
 from benchmarks.nanogpt_reference import ReferenceGPT
 from seqlab.config import load_config
-from seqlab.models import build_model
+from seqlab.families import build_model
 
 VOCAB = 65  # tiny Shakespeare's characters; speed does not depend on the weights' values
 CONTENDERS = ("seqlab, KV cache", "seqlab, recompute", "nanogpt-style, recompute")

@@ -52,7 +52,7 @@ from benchmarks.common import (
 )
 from seqlab.config import load_config
 from seqlab.generate import iter_generate
-from seqlab.models import build_model
+from seqlab.families import build_model
 from seqlab.plots import pyplot, save_png
 
 VOCAB = 65  # tiny Shakespeare's characters; speed does not depend on the weights' values

@@ -21,7 +21,7 @@ from seqlab.api import fit_tokenizer
 from seqlab.data import LMBatches
 from seqlab.config import load_config
 from seqlab.data import load_corpus, prepare_tokens
-from seqlab.models import build_model
+from seqlab.families import build_model
 from seqlab.training import Trainer
 from seqlab.training.precision import resolve_dtype, wants_compile
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, replace
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -20,25 +21,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqlab import classical_runs, seq2seq
+from seqlab import families, seq2seq
 from seqlab.config import Config, SampleConfig, load_config, override
 from seqlab.data import (
     Corpus,
-    LMBatches,
-    TBPTTBatches,
+    LineBatches,
+    LineData,
     TextSpan,
     TokenData,
     encode_cached,
     iter_eval_windows,
     load_corpus,
+    prepare_lines,
     prepare_tokens,
-    sample_batch,
     split_corpus,
 )
 from seqlab.errors import SeqlabError
+from seqlab.families import build_model
+from seqlab.families.common import evaluation_context
 from seqlab.generate.sampling import generate, iter_generate
 from seqlab.generate.stream import TextStream
-from seqlab.models import build_model
+from seqlab.models.contract import LanguageModel, model_device
 from seqlab.runs import (
     load_run,
     prepare_run_dir,
@@ -53,11 +56,11 @@ from seqlab.tokenizers import (
     train_tokenizer,
 )
 from seqlab.training import Trainer, distributed, resolve_device
+from seqlab.training.metrics import MetricsLog
 from seqlab.training.threads import ThreadGovernor, use_threads
 
 log = logging.getLogger(__name__)
 
-RECURRENT_WINDOW = 256  # tokens per forward when evaluating a recurrent model (no effect on its loss)
 TOKENIZER_FIT_CHARS = 100_000_000  # BPE and word tokenizers learn from at most this much training text
 
 
@@ -126,20 +129,18 @@ def train(config: Config | str | Path, *, out: str | Path | None = None, overrid
         config = _resolve(config, overrides)
         if world.main:
             prepare_run_dir(run_dir, overwrite=overwrite)
-    if config.model.classical and world.distributed:
-        raise SeqlabError(f"model.family = {config.model.family!r} is fitted by counting, in one process: "
-                          "run it without torchrun")
-    if config.model.classical:  # fitted by counting or EM: no trainer, no checkpoints
-        tokenizer, batches = _lm_batches(config, None)
-        write_run_files(run_dir, config, tokenizer)
-        data = batches.data
-        classical_runs.train_classical(config, run_dir, data.train, data.val, data.val_chars, tokenizer.vocab_size)
+    family = families.get(config.model.family)
+    if not family.trained:  # fitted by counting or EM: no trainer, no checkpoints
+        if world.distributed:
+            raise SeqlabError(f"model.family = {family.name!r} is fitted in one process: run it without torchrun")
+        _fit_run(config, family, run_dir)
         return run_dir
-    if config.model.seq2seq:
+    if family.reads_pairs:
         tokenizer, batches, val_pairs = seq2seq.seq2seq_batches(config, tokenizer)
         sampler = lambda m: seq2seq.sample_translations(m, tokenizer, val_pairs[:3])  # noqa: E731
     else:
-        tokenizer, batches = _lm_batches(config, tokenizer)
+        tokenizer, data = _lm_data(config, tokenizer)
+        batches = _line_batches(config, family, data) if isinstance(data, LineData) else family.batches(config, data)
         sampler = lambda m: _eval_sample(m, tokenizer, config)  # noqa: E731
     if world.main:
         write_run_files(run_dir, config, tokenizer)
@@ -166,16 +167,65 @@ def train(config: Config | str | Path, *, out: str | Path | None = None, overrid
     return run_dir
 
 
-def _lm_batches(config: Config, tokenizer: Tokenizer | None) -> tuple[Tokenizer, LMBatches | TBPTTBatches]:
-    """The tokenizer (fitted to the corpus unless given) and the batch source of a language model:
-    random windows, or for a recurrent model consecutive windows with its hidden state carried."""
+def _lm_data(config: Config, tokenizer: Tokenizer | None) -> tuple[Tokenizer, TokenData | LineData]:
+    """The tokenizer (fitted to the corpus unless given) and the token ids of a language model's
+    splits: one stream of text, or its lines (`data.sequences`)."""
     corpus = load_corpus(config.data.corpus)  # read in pieces below, never whole
     if tokenizer is None:
         tokenizer = fit_tokenizer(config, corpus)
+    if config.data.sequences == "lines":
+        data = _lines(corpus, tokenizer, config)
+        log.info("corpus %s: %d train / %d val / %d test lines", config.data.corpus, len(data.train),
+                 len(data.val), len(data.test))
+        return tokenizer, data
     data = prepare_tokens(corpus, tokenizer, config.data.val_fraction)
     log.info("corpus %s: %d train / %d val tokens", config.data.corpus, len(data.train), len(data.val))
-    source = TBPTTBatches if config.model.recurrent else LMBatches
-    return tokenizer, source(data, config.train.batch_size, config.model.block_size)
+    return tokenizer, data
+
+
+def _lines(corpus: Corpus, tokenizer: Tokenizer, config: Config) -> LineData:
+    """The corpus's lines, shuffled and split as makemore does (`seqlab.data.lines`)."""
+    f = config.data.val_fraction
+    return prepare_lines(corpus.text, tokenizer, seed=config.data.line_seed, fractions=(1 - 2 * f, f, f))
+
+
+def _line_batches(config: Config, family: families.Family, data: LineData) -> LineBatches:
+    settings = config.model
+    return LineBatches(data, config.train.batch_size, left_pad=family.line_padding(settings),
+                       max_len=family.line_limit(settings))
+
+
+def _fit_run(config: Config, family: families.Family, run_dir: Path) -> None:
+    """Fit a counted or EM-fitted family to the training split, save it in `run_dir` and log its
+    validation loss as one `val` row of metrics.csv."""
+    tokenizer, data = _lm_data(config, None)
+    write_run_files(run_dir, config, tokenizer)
+    start = time.perf_counter()
+    model = family.fit(config, data, tokenizer.vocab_size)
+    seconds = time.perf_counter() - start
+    family.save(model, run_dir)
+    if isinstance(data, LineData):
+        total, count = family.score_lines(model, data.val, data.boundary, config.model)
+        scores = _scores(total, count, count, data.val_chars)
+    else:
+        total, count, _ = family.score(model, data.val, "cpu", None)
+        scores = _scores(total, count, len(data.val), data.val_chars)
+    MetricsLog(run_dir / "metrics.csv").add(
+        step=0, split="val", loss=scores["loss"], bits_per_char=scores["bits_per_char"],
+        tokens_per_sec=len(data.train) / max(seconds, 1e-9), lr=0.0, elapsed_s=seconds)
+    log.info("%s fitted to %d tokens in %.2f s; val %.4f bits/char", family.name, len(data.train), seconds,
+             scores["bits_per_char"])
+
+
+def _scores(total: float, count: int, n_tokens: int, n_chars: int) -> dict[str, float | int]:
+    """Loss (nats per predicted token), perplexity and bits per character of `count` predictions
+    summing to `total` nats, over a text of `n_tokens` tokens and `n_chars` characters."""
+    loss = total / count
+    # Every token but the first is predicted (the counted families predict the first too): count
+    # the characters of the tokens that are.
+    chars = n_chars * count / n_tokens
+    return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "bits_per_char": total / math.log(2) / chars,
+            "tokens": count}
 
 
 def _eval_sample(model: nn.Module, tokenizer: Tokenizer, config: Config) -> str:
@@ -184,8 +234,10 @@ def _eval_sample(model: nn.Module, tokenizer: Tokenizer, config: Config) -> str:
     return "".join(stream_sample(model, tokenizer, options))
 
 
-def load(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, Tokenizer]:
-    """The trained model of a run (eval mode) and its tokenizer."""
+def load(run_dir: str | Path, device: str = "cpu") -> tuple[LanguageModel, Tokenizer]:
+    """The trained model of a run (eval mode) and its tokenizer. Every family's model fulfils the
+    model contract (`seqlab.models.contract.LanguageModel`) and has `generate`; a seq2seq model
+    translates instead (`seqlab.seq2seq.translate`)."""
     model, tokenizer, _ = load_run(run_dir, resolve_device(device))
     return model, tokenizer
 
@@ -207,8 +259,7 @@ def stream_sample(model: nn.Module, tokenizer: Tokenizer, options: SampleConfig,
     ids = prompt_ids(tokenizer, options.prompt, model.block_size)
     if echo_prompt and options.prompt:
         yield options.prompt
-    device = next(model.parameters()).device
-    idx = torch.tensor([ids], dtype=torch.long, device=device)
+    idx = torch.tensor([ids], dtype=torch.long, device=model_device(model))
     stream = TextStream(tokenizer, stop=options.stop)
     tokens = iter_generate(model, idx, options.max_new_tokens, temperature=options.temperature,
                            top_k=options.top_k or None, top_p=options.top_p, use_cache=use_cache,
@@ -230,8 +281,7 @@ def sample_many(model: nn.Module, tokenizer: Tokenizer, options: SampleConfig, *
     forward per token for all of them), each cut after `options.stop`. Rows draw from one seeded
     generator, so the samples differ from those `stream_sample` draws one at a time."""
     ids = prompt_ids(tokenizer, options.prompt, model.block_size)
-    device = next(model.parameters()).device
-    idx = torch.tensor([ids] * options.num_samples, dtype=torch.long, device=device)  # (N, T)
+    idx = torch.tensor([ids] * options.num_samples, dtype=torch.long, device=model_device(model))  # (N, T)
     out = generate(model, idx, options.max_new_tokens, temperature=options.temperature,
                    top_k=options.top_k or None, top_p=options.top_p, use_cache=use_cache, seed=options.seed)
     texts = []
@@ -258,55 +308,24 @@ def stream_nats(logits_of: Callable[[Tensor], Tensor], tokens: np.ndarray, block
 
 
 @torch.inference_mode()
-def stream_nats_carried(model: nn.Module, tokens: np.ndarray, window: int, *,
-                        device: torch.device | str = "cpu") -> tuple[float, int]:
-    """`stream_nats` for a recurrent model: the whole split as ONE stream, in consecutive windows of
-    `window` tokens with the hidden state carried from each to the next, so the loss is exactly that
-    of one pass over the split (the window only sets the memory used)."""
-    total, count, state = 0.0, 0, None
-    for start in range(0, len(tokens) - 1, window):
-        chunk = torch.from_numpy(np.asarray(tokens[start:start + window + 1], dtype=np.int64)).to(device)[None]
-        logits, _, state = model(chunk[:, :-1], state=state, return_state=True)  # (1, T, V)
-        total += F.cross_entropy(logits[0].float(), chunk[0, 1:], reduction="sum").item()
-        count += chunk.shape[1] - 1
-    return total, count
-
-
-def evaluation_context(model: nn.Module, context: int | None) -> int:
-    """The window length to evaluate `model` with: `context`, or its block_size when None.
-
-    A context longer than block_size needs positions that extrapolate (`model.max_context` None:
-    sinusoidal, rotary, ALiBi, relative, none); learned positions end at block_size.
-    """
-    if context is None:
-        return model.block_size or RECURRENT_WINDOW
-    if context < 1:
-        raise SeqlabError(f"context = {context}: the evaluation context must be a positive number of tokens")
-    # Models without the attribute are taken to be bounded by their training context.
-    limit = getattr(model, "max_context", model.block_size)
-    if limit is not None and context > limit:
-        raise SeqlabError(f"context = {context} is longer than the model's {limit} learned positions, which "
-                          f"cannot extrapolate: evaluate with a context of at most {limit}")
-    return context
-
-
-@torch.inference_mode()
 def evaluate(run_dir: str | Path, *, corpus: str | None = None, split: str = "val", device: str = "cpu",
              batch_size: int = 32, context: int | None = None, beam_size: int = 1,
              length_penalty: float = 1.0) -> dict[str, float | int | str]:
     """Loss, perplexity and bits per character of a run over a whole split of a corpus.
 
     The split is cut as in training (the last `data.val_fraction` of the text); `split="all"` takes the
-    whole text. Windows of `context` tokens (default: the model's `block_size`) do not overlap, so every
-    token is predicted once; see `evaluation_context` for contexts longer than training's. A recurrent
-    model reads the split as one stream with its hidden state carried across windows (default
-    `RECURRENT_WINDOW` tokens), so its loss is exact and does not depend on the window.
+    whole text. The family's scoring reads it (see `seqlab.families.common`): windows of `context`
+    tokens (default: the model's `block_size`) that do not overlap, so every token is predicted once
+    (a context longer than training's needs positions that extrapolate); for a recurrent model one
+    stream with its hidden state carried across windows, exact whatever the window; for the counted
+    families one stream in which every token is predicted. A seq2seq run is scored on its pairs.
     """
     model, tokenizer, config = load_run(run_dir, resolve_device(device))
-    if isinstance(model, nn.Module):  # whole batches of windows (or pairs) per forward
+    family = families.get(config.model.family)
+    if family.trained:  # whole batches of windows (or pairs) per forward
         use_threads(config.train.threads, params=sum(p.numel() for p in model.parameters()),
                     tokens=batch_size * (context or config.model.block_size))
-    if config.model.seq2seq:
+    if family.reads_pairs:
         if corpus is not None or context is not None:
             raise SeqlabError("a seq2seq run is evaluated on its own pairs: drop --corpus and --context")
         splits = seq2seq.config_pairs(config)
@@ -315,11 +334,16 @@ def evaluate(run_dir: str | Path, *, corpus: str | None = None, split: str = "va
         return {"data": config.data.task or config.data.pairs, "split": split,
                 **seq2seq.evaluate_pairs(model, tokenizer, splits[split], batch_size=batch_size, beam_size=beam_size,
                                          length_penalty=length_penalty, bleu=seq2seq.natural_language(config))}
+    if config.data.sequences == "lines":
+        if context is not None:
+            raise SeqlabError("a run on lines scores every line whole: drop --context")
+        return _evaluate_lines(model, tokenizer, config, family, corpus=corpus, split=split)
     if split == "test":
         raise SeqlabError("a language model's corpus has train and val splits (and all), not test")
-    if config.model.classical and context is not None:
-        raise SeqlabError(f"an {config.model.family} run scores the split as one stream: drop --context")
-    window = None if config.model.classical else evaluation_context(model, context)
+    if context is not None and not family.context_option:
+        raise SeqlabError(f"a {family.name} run scores the split as one stream: drop --context")
+    if context is not None:
+        evaluation_context(model, context)  # a bad context fails before the corpus is read
     # Read and encoded in pieces through the token cache, as in training (whose entries it reuses).
     source = load_corpus(corpus or config.data.corpus)
     text = (TextSpan(source, 0, source.n_chars) if split == "all"
@@ -327,16 +351,23 @@ def evaluate(run_dir: str | Path, *, corpus: str | None = None, split: str = "va
     tokens = encode_cached(text, tokenizer)
     if len(tokens) < 2:
         raise SeqlabError(f"the {split} split has {len(tokens)} token(s): nothing to evaluate")
-    if config.model.classical:  # the whole split as one stream, every token predicted
-        return {"corpus": corpus or config.data.corpus, "split": split,
-                **classical_runs.score_tokens(model, tokens, len(text))}
-    device = next(model.parameters()).device
-    if config.model.recurrent:  # one stream, the state carried: exact whatever the window
-        total, count = stream_nats_carried(model, tokens, window, device=device)
-    else:
-        total, count = stream_nats(lambda x: model(x)[0], tokens, window, batch_size=batch_size, device=device)
-    loss = total / count
-    return {"corpus": corpus or config.data.corpus, "split": split, "loss": loss, "perplexity": math.exp(loss),
-            # The first token is never predicted: count the characters of the tokens that are.
-            "bits_per_char": total / math.log(2) / (len(text) * count / len(tokens)), "tokens": count,
-            "chars": len(text), "context": window}
+    total, count, window = family.score(model, tokens, model_device(model), context)
+    return {"corpus": corpus or config.data.corpus, "split": split,
+            **_scores(total, count, len(tokens), len(text)), "chars": len(text),
+            **({"context": window} if window is not None else {})}
+
+
+def _evaluate_lines(model, tokenizer: Tokenizer, config: Config, family: families.Family, *, corpus: str | None,
+                    split: str) -> dict[str, float | int | str]:
+    """`evaluate` for a run on lines: every next token of every line of the split, its closing
+    boundary included (makemore's loss), the lines split as in training."""
+    if split not in ("train", "val", "test", "all"):
+        raise SeqlabError(f"split {split!r}: a run on lines has train, val, test and all")
+    data = _lines(load_corpus(corpus or config.data.corpus), tokenizer, config)
+    lines = data.train + data.val + data.test if split == "all" else data.lines(split)
+    chars = sum(data.chars(s) for s in ("train", "val", "test")) if split == "all" else data.chars(split)
+    if not lines:
+        raise SeqlabError(f"the {split} split has no lines: nothing to evaluate")
+    total, count = family.score_lines(model, lines, data.boundary, config.model)
+    return {"corpus": corpus or config.data.corpus, "split": split, **_scores(total, count, count, chars),
+            "chars": chars, "lines": len(lines)}

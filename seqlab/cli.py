@@ -54,24 +54,13 @@ def _sample_options(args: argparse.Namespace, defaults):
 
 
 def _sample(args: argparse.Namespace, overrides: list[str]) -> int:
-    from seqlab import api
+    from seqlab import api, families
     from seqlab.runs import load_run
     from seqlab.training import resolve_device
     model, tokenizer, config = load_run(args.run_dir, resolve_device(args.device))
-    _decode_threads(model)
+    _decode_threads(model, config)
     options = _sample_options(args, config.sample)
-    if config.model.classical:
-        from seqlab.classical_runs import sample_text
-        if options.top_k or (options.top_p is not None and options.top_p < 1):
-            log.warning("%s sampling uses temperature only: top-k and top-p are ignored", config.model.family)
-        for index in range(options.num_samples):
-            if index:
-                sys.stdout.write("\n---------------\n")
-            sys.stdout.write(sample_text(model, tokenizer, options.prompt, max_new_tokens=options.max_new_tokens,
-                                         temperature=options.temperature, seed=options.seed + index))
-        sys.stdout.write("\n")
-        return 0
-    if config.model.seq2seq:  # the prompt is the source to translate
+    if families.get(config.model.family).reads_pairs:  # the prompt is the source to translate
         from seqlab.seq2seq import translate
         for index in range(options.num_samples):
             print(translate(model, tokenizer, [options.prompt], max_new_tokens=options.max_new_tokens,
@@ -82,18 +71,15 @@ def _sample(args: argparse.Namespace, overrides: list[str]) -> int:
         texts = api.sample_many(model, tokenizer, options, use_cache=not args.no_cache)
         sys.stdout.write("\n---------------\n".join(texts) + "\n")
         return 0
-    for index in range(options.num_samples):
-        if index:
-            sys.stdout.write("\n---------------\n")
-        for piece in api.stream_sample(model, tokenizer, options, use_cache=not args.no_cache,
-                                       sample_index=index, echo_prompt=True):
-            sys.stdout.write(piece)
-            sys.stdout.flush()
+    for piece in api.stream_sample(model, tokenizer, options, use_cache=not args.no_cache, echo_prompt=True):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
     sys.stdout.write("\n")
     return 0
 
 
 def _translate(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab import families
     from seqlab.runs import load_run
     from seqlab.seq2seq import translate
     from seqlab.training import resolve_device
@@ -101,27 +87,27 @@ def _translate(args: argparse.Namespace, overrides: list[str]) -> int:
         raise SeqlabError("translate needs a text or --file FILE (one source per line), not both")
     sources = [args.text] if args.text is not None else _read_text(args.file, "source").splitlines()
     model, tokenizer, config = load_run(args.run_dir, resolve_device(args.device))
-    _decode_threads(model)
-    if not config.model.seq2seq:
-        raise SeqlabError(f"{args.run_dir} is a {config.model.family} language model: use seqlab sample")
+    _decode_threads(model, config)
+    family = families.get(config.model.family)
+    if not family.reads_pairs:
+        raise SeqlabError(f"{args.run_dir} is a {family.name} language model: use seqlab sample")
     outputs = translate(model, tokenizer, sources, max_new_tokens=args.max_new_tokens,
                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
                         beam_size=args.beam, length_penalty=args.length_penalty)
     print("\n".join(outputs))
     if args.plot:
         from seqlab.inspect.alignment import plot_source_alignment
-        path = plot_source_alignment(model, tokenizer, sources[0], args.plot)
+        path = plot_source_alignment(model, tokenizer, sources[0], args.plot, align=family.alignment)
         print(f"alignment of the first source saved in {path}", file=sys.stderr)
     return 0
 
 
-def _decode_threads(model) -> None:
-    """Threads for decoding one token per step (see seqlab.training.threads); counting models
+def _decode_threads(model, config) -> None:
+    """Threads for decoding one token per step (see seqlab.training.threads); the counted families
     (n-gram, HMM) run in numpy and are left alone."""
-    from torch import nn
-
+    from seqlab import families
     from seqlab.training.threads import use_threads
-    if isinstance(model, nn.Module):
+    if families.get(config.model.family).trained:
         use_threads(params=sum(p.numel() for p in model.parameters()), tokens=1)
 
 
@@ -138,22 +124,25 @@ def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
 
 
 def _info(args: argparse.Namespace, overrides: list[str]) -> int:
-    from seqlab.classical_runs import size as classical_size
+    from dataclasses import asdict
+
+    from seqlab import families
     from seqlab.runs import load_run, run_step
     from seqlab.training.metrics import MetricsLog
     model, tokenizer, config = load_run(args.run_dir)
+    family = families.get(config.model.family)
     metrics_path = Path(args.run_dir) / "metrics.csv"
     last_val = MetricsLog(metrics_path).last("val") if metrics_path.is_file() else None
-    info = {"run_dir": str(args.run_dir), "family": config.model.family,
+    size = family.size(model) if family.size is not None else sum(p.numel() for p in model.parameters())
+    info = {"run_dir": str(args.run_dir), "family": family.name,
             **({"task": config.data.task} if config.data.task else {"corpus": config.data.corpus}),
             "tokenizer": tokenizer.kind, "vocab_size": tokenizer.vocab_size,
-            "parameters": (classical_size(model) if config.model.classical
-                           else sum(p.numel() for p in model.parameters())),
+            family.size_unit.replace(" ", "_").replace("-", "_"): size,
             "step": run_step(Path(args.run_dir)),
             "max_steps": config.train.max_steps,
             "val_loss": float(last_val["loss"]) if last_val else None,
             "val_bits_per_char": float(last_val["bits_per_char"]) if last_val else None,
-            "model": {k: v for k, v in config.model.__dict__.items()}}
+            "model": asdict(config.model)}
     if args.json:
         print(json.dumps(info))
     else:
@@ -334,15 +323,21 @@ def _export_hf(args: argparse.Namespace, overrides: list[str]) -> int:
 
 
 def _inspect(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab import families
     from seqlab.files import atomic_write_text
     from seqlab.inspect import neuron_page, trace_neurons
     from seqlab.runs import load_run
     text = args.text if args.text_file is None else _read_text(args.text_file, "text")
     if not text:
         raise SeqlabError("inspect needs a text: --text \"...\" or --text-file FILE")
-    model, tokenizer, _ = load_run(args.run_dir)
+    model, tokenizer, config = load_run(args.run_dir)
+    family = families.get(config.model.family)
+    if family.reads_pairs:
+        raise SeqlabError(f"{args.run_dir} is a {family.name} run: its attention over a source is drawn by "
+                          f"seqlab translate RUN TEXT --plot FILE.png")
     try:
-        trace = trace_neurons(model, tokenizer, text, top_k=args.top_k)
+        trace = trace_neurons(model, tokenizer, text, top_k=args.top_k,
+                              units=family.units or (lambda _model, _ids: {}))
     except ValueError as exc:
         raise SeqlabError(str(exc)) from None
     out = Path(args.out) if args.out else Path(args.run_dir) / "inspect.html"

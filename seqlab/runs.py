@@ -23,7 +23,8 @@ from seqlab.config import Config, config_to_toml
 from seqlab.config.load import build_config
 from seqlab.errors import CheckpointError, ConfigError, SeqlabError, TokenizerError
 from seqlab.files import atomic_write_text
-from seqlab.models import build_model
+from seqlab import families
+from seqlab.families import build_model
 from seqlab.tokenizers import Tokenizer, load_tokenizer, source_vocab_size
 from seqlab.training.checkpoint import load_weights, read_metadata
 
@@ -64,7 +65,8 @@ def read_config(run_dir: Path) -> Config:
     if not path.is_file():
         raise CheckpointError(f"{run_dir} is not a seqlab run directory (it has no config.toml)")
     try:
-        return build_config(tomllib.loads(path.read_text(encoding="utf-8")), str(path))
+        # drop_foreign: runs written before settings were per family list every family's keys.
+        return build_config(tomllib.loads(path.read_text(encoding="utf-8")), str(path), drop_foreign=True)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path} is damaged: {exc}") from None
     except ConfigError as exc:
@@ -83,12 +85,12 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[n
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     tokenizer = read_tokenizer(run_dir)
-    if config.model.classical:  # counts or HMM parameters, not weights (seqlab.classical_runs)
-        from seqlab.classical_runs import load_classical
+    family = families.get(config.model.family)
+    if family.load is not None:  # fitted by counting or EM: its own files, not weights
         try:
-            return load_classical(run_dir, config.model.family), tokenizer, config
+            return family.load(run_dir), tokenizer, config
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{run_dir}: the {config.model.family} model cannot be read ({exc})") from None
+            raise CheckpointError(f"{run_dir}: the {family.name} model cannot be read ({exc})") from None
     model = build_model(config.model, tokenizer.vocab_size, source_vocab_size=source_vocab_size(tokenizer))
     load_weights(model, run_dir / "model.safetensors")
     return model.to(device).eval(), tokenizer, config

@@ -46,7 +46,7 @@ def test_sample_and_info_through_the_cli(run, capsys):
     assert out.startswith("the ") and len(out.rstrip("\n")) == 24
     assert main(["info", str(run_dir), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["family"] == "ngram" and info["parameters"] > 0
+    assert info["family"] == "ngram" and info["n_grams"] > 0
 
 
 def test_context_is_a_one_line_error(run, capsys):
@@ -90,4 +90,4 @@ def test_hmm_sample_and_info(hmm_run, capsys):
     assert main(["info", str(hmm_run), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     vocab = load_tokenizer(hmm_run / "tokenizer.json").vocab_size
-    assert info["family"] == "hmm" and info["parameters"] == 3 + 4 * 3 + 4 * (vocab - 1)
+    assert info["family"] == "hmm" and info["free_parameters"] == 3 + 4 * 3 + 4 * (vocab - 1)

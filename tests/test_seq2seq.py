@@ -100,11 +100,12 @@ def test_a_tokenizer_per_side_gives_each_side_its_own_vocabulary(tmp_path, capsy
 def test_a_steppers_teacher_forced_logits_equal_the_forward_pass(family):
     import torch
 
-    from seqlab.config import ModelConfig
-    from seqlab.models import build_model
+    from seqlab import families
+    from seqlab.families import build_model
 
     torch.manual_seed(0)
-    model = build_model(ModelConfig(family=family, n_layer=2, n_head=2, d_model=16, block_size=8), 9).double().eval()
+    settings = families.get(family).settings(family=family, n_layer=2, d_model=16, block_size=8)
+    model = build_model(settings, 9).double().eval()
     src, tgt = torch.randint(9, (3, 5)), torch.randint(9, (3, 6))
     src_mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] * 4 + [False]])
     expected, _ = model(src, tgt, src_mask)

@@ -18,7 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
-from seqlab.config.schema import SECTIONS, Config
+from seqlab.config.families import model_settings
+from seqlab.config.schema import SECTIONS, Config, ModelConfig
 from seqlab.errors import ConfigError
 
 
@@ -98,8 +99,13 @@ def _check_value(key: str, value: Any, annotation: Any) -> Any:
     return float(value) if annotation is float else value
 
 
-def build_config(table: Mapping[str, Any], label: str = "config") -> Config:
-    """A checked Config from a nested table such as `tomllib` returns."""
+def build_config(table: Mapping[str, Any], label: str = "config", *, drop_foreign: bool = False) -> Config:
+    """A checked Config from a nested table such as `tomllib` returns.
+
+    `[model]` is read by the settings class of its `family` (default "transformer"), so a key of
+    another family is an error that names that family. `drop_foreign` drops such keys instead: a run
+    directory written before settings were per family lists every family's keys.
+    """
     sections = {}
     for name, value in table.items():
         if name not in SECTIONS:
@@ -107,18 +113,43 @@ def build_config(table: Mapping[str, Any], label: str = "config") -> Config:
                               f"sections: {', '.join(SECTIONS)}")
         if not isinstance(value, Mapping):
             raise ConfigError(f"{label}: [{name}] must be a table of keys")
-    for name, cls in SECTIONS.items():
+    for name in SECTIONS:
         given = dict(table.get(name, {}))
-        hints = typing.get_type_hints(cls)
-        known = [f.name for f in fields(cls)]
-        values = {}
-        for key, value in given.items():
-            if key not in hints:
-                raise ConfigError(f"{label}: unknown key {name}.{key}{_suggest(key, known)}; "
-                                  f"[{name}] has: {', '.join(known)}")
-            values[key] = _check_value(f"{name}.{key}", value, hints[key])
-        sections[name] = cls(**values)
+        cls = _model_class(given, label) if name == "model" else SECTIONS[name]
+        if name == "model" and drop_foreign:
+            given = {key: value for key, value in given.items() if key in typing.get_type_hints(cls)}
+        sections[name] = _build_section(name, cls, given, label)
     return Config(**sections)
+
+
+def _model_class(given: Mapping[str, Any], label: str) -> type:
+    """The settings class that `given["family"]` names (the Transformer's when absent)."""
+    family = given.get("family", ModelConfig.family)
+    classes = model_settings()
+    if family not in classes:
+        raise ConfigError(f"{label}: model.family = {family!r} is not allowed: expected one of "
+                          f"{', '.join(classes)}{_suggest(str(family), list(classes))}")
+    return classes[family]
+
+
+def _build_section(name: str, cls: type, given: Mapping[str, Any], label: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in fields(cls)]
+    values = {}
+    for key, value in given.items():
+        if key not in hints:
+            raise ConfigError(f"{label}: {_unknown_key(name, key, given.get('family', ModelConfig.family), known)}")
+        values[key] = _check_value(f"{name}.{key}", value, hints[key])
+    return cls(**values)
+
+
+def _unknown_key(section: str, key: str, family: str, known: Sequence[str]) -> str:
+    """Why `section.key` is not allowed: misspelt, or a setting of other model families."""
+    owners = [f for f, c in model_settings().items() if key in {x.name for x in fields(c)}] if section == "model" else []
+    if owners:
+        return (f"model.{key} is a setting of model.family = {' / '.join(owners)}, not of {family!r}; "
+                f"[model] of {family} has: {', '.join(known)}")
+    return f"unknown key {section}.{key}{_suggest(key, known)}; [{section}] has: {', '.join(known)}"
 
 
 def parse_overrides(overrides: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -165,8 +196,9 @@ def override(config: Config, overrides: Sequence[str]) -> Config:
 
 
 def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
-    return {name: {f.name: getattr(getattr(config, name), f.name) for f in fields(cls)}
-            for name, cls in SECTIONS.items()}
+    """Every section's keys and values; `[model]` holds its family's settings only."""
+    return {name: {f.name: getattr(getattr(config, name), f.name) for f in fields(getattr(config, name))}
+            for name in SECTIONS}
 
 
 def _toml_value(value: Any) -> str:

@@ -22,6 +22,11 @@ def _require(ok: bool, key: str, value: object, allowed: str) -> None:
 class DataConfig:
     corpus: str = "shakespeare"  # registry name, file, folder or glob
     val_fraction: float = 0.1  # the last fraction of the text (in characters) is validation
+    # stream: the corpus is one text, read in windows; lines: each line is a sequence of its own,
+    # framed by the newline token (makemore's names), the lines shuffled with line_seed and split
+    # train / val / test as 1 - 2·val_fraction, val_fraction, val_fraction (makemore's 80/10/10).
+    sequences: Literal["stream", "lines"] = "stream"
+    line_seed: int = 42  # lines only: makemore's random.seed(42)
     # A generated seq2seq task instead of a corpus.
     task: Literal["", "copy", "reverse", "sort", "addition", "dates"] = ""
     task_examples: int = 20000  # generated pairs, of which val_fraction are held out
@@ -45,6 +50,9 @@ class DataConfig:
         _require(bool(self.corpus.strip()), "data.corpus", self.corpus, "a corpus name or path")
         _require(0.0 < self.val_fraction < 1.0, "data.val_fraction", self.val_fraction,
                  "a number strictly between 0 and 1")
+        if self.sequences == "lines":
+            _require(self.val_fraction < 0.5, "data.val_fraction", self.val_fraction,
+                     "a number below 0.5 with data.sequences = \"lines\" (val and test take one each)")
 
 
 @dataclass(frozen=True)
@@ -70,22 +78,13 @@ class ModelSettings:
     family: str = ""
 
 
-RECURRENT_FAMILIES = ("rnn", "gated", "gru", "lstm")
-
-
 @dataclass(frozen=True)
-class ModelConfig:
-    """The model: a family, its sizes, and one field per variant axis (see README's table).
+class ModelConfig(ModelSettings):
+    """The decoder-only Transformer's settings (`family = "transformer"`): its sizes and one field
+    per variant axis (see README's table). The defaults are GPT-2's choices; each preset changes the
+    axes its model changed. `EncoderDecoderConfig` adds the encoder's depth."""
 
-    The defaults are GPT-2's choices; each preset changes the axes its model changed. The recurrent
-    families (`RECURRENT_FAMILIES`: Elman `rnn`, `gated`, `gru`, `lstm`) read n_layer, d_model (the
-    embedding and hidden width), block_size (the truncated-BPTT window), dropout, bias,
-    tie_embeddings and nonlinearity; the attention axes (heads, norms, positions, MLP) are ignored
-    for them and their cross-checks skipped.
-    """
-
-    family: Literal["transformer", "encoder_decoder", "rnn_seq2seq", "rnn", "gated", "gru", "lstm",
-                    "ngram", "hmm"] = "transformer"
+    family: Literal["transformer"] = "transformer"
     n_layer: int = 4  # decoder layers (and encoder layers of an encoder-decoder, unless n_encoder_layer)
     n_head: int = 4
     d_model: int = 128
@@ -104,36 +103,15 @@ class ModelConfig:
     activation: Literal["relu", "gelu", "gelu_tanh", "swiglu", "geglu"] = "gelu_tanh"
     parallel_block: bool = False  # attention and MLP side by side on one norm (GPT-J, PaLM)
     tie_embeddings: bool = True  # the output layer is the token embedding
-    n_encoder_layer: int = 0  # encoder_decoder only: 0 = n_layer
-    nonlinearity: Literal["tanh", "relu"] = "tanh"  # family rnn only: the Elman RNN's activation
-    # family rnn_seq2seq only (Seq2SeqRNN: embeddings and hidden states d_model wide):
-    cell: Literal["gru", "lstm"] = "gru"
-    attention: Literal["bahdanau", "luong"] = "bahdanau"  # additive, or Luong's bilinear ("general")
-    bidirectional: bool = True  # the encoder reads the source both ways
-    # family ngram only (NGramLM over the tokenizer's ids, counted on the training split):
-    order: int = 5
-    smoothing: Literal["mle", "add_k", "kneser_ney"] = "kneser_ney"  # interpolated modified Kneser-Ney
-    add_k: float = 1.0  # smoothing add_k only: the pseudo-count (1 = Laplace)
-    # family hmm only (discrete HMM over the tokenizer's ids, Baum-Welch on the training split):
-    n_states: int = 64
-    em_iterations: int = 50  # at most; Baum-Welch stops earlier when an iteration gains < 1e-4
 
     def __post_init__(self) -> None:
         for name in ("n_layer", "n_head", "d_model", "block_size", "relative_buckets", "relative_max_distance"):
             value = getattr(self, name)
             _require(value >= 1, f"model.{name}", value, "a positive integer")
-        for name in ("n_kv_head", "d_ff", "n_encoder_layer"):
+        for name in ("n_kv_head", "d_ff"):
             value = getattr(self, name)
             _require(value >= 0, f"model.{name}", value, "an integer of at least 0")
         _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a number in [0, 1)")
-        _require(self.nonlinearity == "tanh" or self.family == "rnn", "model.nonlinearity", self.nonlinearity,
-                 "\"tanh\" unless model.family = \"rnn\"")
-        _require(self.order >= 1, "model.order", self.order, "a positive integer")
-        _require(self.add_k > 0, "model.add_k", self.add_k, "a positive number")
-        for name in ("n_states", "em_iterations"):
-            _require(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), "a positive integer")
-        if self.recurrent or self.classical or self.family == "rnn_seq2seq":
-            return  # the checks below cross attention axes, which these families ignore
         _require(self.d_model % self.n_head == 0, "model.d_model", self.d_model,
                  f"a multiple of model.n_head = {self.n_head}")
         _require(self.n_head % self.kv_heads == 0, "model.n_kv_head", self.n_kv_head,
@@ -148,27 +126,6 @@ class ModelConfig:
         if self.position == "sinusoidal":
             _require(self.d_model % 2 == 0, "model.position", self.position,
                      f"a scheme other than sinusoidal, or an even d_model (got {self.d_model})")
-        if self.family == "encoder_decoder":
-            _require(not self.parallel_block, "model.parallel_block", self.parallel_block,
-                     "false for an encoder_decoder (its decoder blocks cross-attend in sequence)")
-        else:
-            _require(self.n_encoder_layer == 0, "model.n_encoder_layer", self.n_encoder_layer,
-                     "0 unless model.family = \"encoder_decoder\"")
-
-    @property
-    def classical(self) -> bool:
-        """An n-gram or HMM (`seqlab.classical_runs`): fitted by counting or EM, not gradient steps."""
-        return self.family in ("ngram", "hmm")
-
-    @property
-    def seq2seq(self) -> bool:
-        """A model of (source, target) pairs: the Transformer encoder-decoder or Seq2SeqRNN."""
-        return self.family in ("encoder_decoder", "rnn_seq2seq")
-
-    @property
-    def recurrent(self) -> bool:
-        """A recurrent language model (`seqlab.models.rnn.RNNLM`) rather than an attention model."""
-        return self.family in RECURRENT_FAMILIES
 
     @property
     def head_dim(self) -> int:
@@ -191,6 +148,26 @@ class ModelConfig:
         if self.gated:
             return -(-(8 * self.d_model // 3) // 8) * 8
         return 4 * self.d_model
+
+    @property
+    def encoder_layers(self) -> int:
+        return self.n_layer
+
+
+@dataclass(frozen=True)
+class EncoderDecoderConfig(ModelConfig):
+    """The Transformer encoder–decoder's settings (`family = "encoder_decoder"`): the decoder's as
+    `ModelConfig`, and the encoder's depth."""
+
+    family: Literal["encoder_decoder"] = "encoder_decoder"  # type: ignore[assignment]
+    n_encoder_layer: int = 0  # 0 = n_layer
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(self.n_encoder_layer >= 0, "model.n_encoder_layer", self.n_encoder_layer,
+                 "an integer of at least 0")
+        _require(not self.parallel_block, "model.parallel_block", self.parallel_block,
+                 "false for an encoder_decoder (its decoder blocks cross-attend in sequence)")
 
     @property
     def encoder_layers(self) -> int:
@@ -273,7 +250,7 @@ class SampleConfig:
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelSettings = field(default_factory=ModelConfig)  # the class `model.family` names
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
 
@@ -281,7 +258,7 @@ class Config:
 SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "tokenizer": TokenizerConfig,
-    "model": ModelConfig,
+    "model": ModelSettings,  # the family's own class: see seqlab.config.families
     "train": TrainConfig,
     "sample": SampleConfig,
 }

@@ -14,12 +14,15 @@ from seqlab.data.cache import (
     token_dtype,
 )
 from seqlab.data.corpus import Corpus, TextSpan, load_corpus, split_corpus, split_text
+from seqlab.data.lines import LineBatches, LineData, iter_line_batches, line_nats, prepare_lines, split_lines
 from seqlab.data.tbptt import TBPTTBatches
 
 __all__ = [
     "BatchSource",
     "Batches",
     "LMBatches",
+    "LineBatches",
+    "LineData",
     "Corpus",
     "TBPTTBatches",
     "TextSpan",
@@ -27,10 +30,14 @@ __all__ = [
     "encode_cached",
     "encode_pieces",
     "iter_eval_windows",
+    "iter_line_batches",
+    "line_nats",
     "load_corpus",
+    "prepare_lines",
     "prepare_tokens",
     "sample_batch",
     "split_corpus",
+    "split_lines",
     "split_text",
     "token_dtype",
 ]

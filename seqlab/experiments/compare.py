@@ -19,10 +19,11 @@ import csv
 import io
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from seqlab.config import load_config
+from seqlab.config import Config, load_config
+from seqlab.config.families import settings_class
 from seqlab.errors import SeqlabError
 from seqlab.experiments import tables
 from seqlab.experiments.tables import markdown_table, text_table
@@ -43,36 +44,46 @@ class CompareRow:
     sample: str
 
 
-# Shorthand model names: family -> (the preset it starts from, the setting its size sets, the family).
-# A size is the n-gram order, the number of HMM states, or the hidden / model width.
-LADDER = {
-    "ngram": ("shakespeare-char-ngram", "model.order", "ngram"),
-    "hmm": ("shakespeare-char-hmm", "model.n_states", "hmm"),
-    "rnn": ("shakespeare-char-lstm", "model.d_model", "rnn"),
-    "gated": ("shakespeare-char-lstm", "model.d_model", "gated"),
-    "gru": ("shakespeare-char-lstm", "model.d_model", "gru"),
-    "lstm": ("shakespeare-char-lstm", "model.d_model", "lstm"),
-    "gpt": ("shakespeare-char", "model.d_model", "transformer"),
-    "transformer": ("shakespeare-char", "model.d_model", "transformer"),
-}
-
-
 def ladder_configs(models: str) -> list[tuple[str, str, list[str]]]:
-    """`"ngram-5,hmm-64,lstm,gpt"` as (name, preset, overrides) per model, in order.
+    """`"ngram-5,hmm-64,lstm,gpt"` as (name, preset, overrides) per model, in order: each name is a
+    family's shorthand (its registry entry's), with an optional size (the setting it names).
 
     >>> ladder_configs("ngram-3,gpt")
-    [('ngram-3', 'shakespeare-char-ngram', ['model.order=3']), ('gpt', 'shakespeare-char', [])]
+    [('ngram-3', 'shakespeare-char-ngram', ['model.family=ngram', 'model.order=3']), ('gpt', 'shakespeare-char', ['model.family=transformer'])]
     """
+    from seqlab import families
+
+    known = families.shorthands()
     entries = []
     for name in (part.strip() for part in models.split(",")):
-        family, _, size = name.partition("-")
-        if family not in LADDER or (size and not (size.isdigit() and int(size) > 0)):
+        short, _, size = name.partition("-")
+        if short not in known or (size and not (size.isdigit() and int(size) > 0)):
             raise SeqlabError(f"--models: {name!r} is not a model name: use FAMILY or FAMILY-SIZE with FAMILY one "
-                              f"of {', '.join(LADDER)} and SIZE a positive integer (e.g. ngram-5, hmm-64, lstm-256)")
-        preset, setting, model_family = LADDER[family]
-        changes = [f"model.family={model_family}"] if family in ("rnn", "gated", "gru") else []
-        entries.append((name, preset, changes + ([f"{setting}={int(size)}"] if size else [])))
+                              f"of {', '.join(known)} and SIZE a positive integer (e.g. ngram-5, hmm-64, lstm-256)")
+        family, shorthand = known[short]
+        changes = [f"model.family={family.name}", *([f"model.{shorthand.size}={int(size)}"] if size else [])]
+        entries.append((name, shorthand.preset, changes))
     return entries
+
+
+def _configs(named: Sequence[tuple[str, str, list[str]]], common: Sequence[str]) -> dict[str, Config]:
+    """Each model's config with the common overrides laid over it. A `model.*` override applies to the
+    models whose family has that setting (`--model.n_layer=1` to the neural ones, `--model.order=3` to
+    the n-gram); one that no model has is an error."""
+    model_keys = {o: o.removeprefix("--").split("=", 1)[0].removeprefix("model.") for o in common
+                  if o.removeprefix("--").startswith("model.")}
+    used: set[str] = set()
+    loaded = {}
+    for name, spec, changes in named:
+        family = load_config(spec, changes).model.family
+        has = {f.name for f in fields(settings_class(family))}
+        mine = [o for o in common if o not in model_keys or model_keys[o] in has]
+        used |= {o for o in mine if o in model_keys}
+        loaded[name] = load_config(spec, [*changes, *mine])
+    unused = [o for o in model_keys if o not in used]
+    if unused:
+        raise SeqlabError(f"{unused[0]}: no compared model has that setting")
+    return loaded
 
 
 def run_compare(configs: Sequence[str], *, out: str | Path, overrides: Sequence[str] = (),
@@ -80,7 +91,7 @@ def run_compare(configs: Sequence[str], *, out: str | Path, overrides: Sequence[
                 corpus: str = "") -> list[CompareRow]:
     """Train, evaluate and sample each config, then each `models` shorthand (see the module
     docstring); rows in the order given. `corpus`, when given, replaces every config's corpus."""
-    from seqlab import api
+    from seqlab import api, families
     from seqlab.runs import load_run
 
     common = [*([f"data.corpus={corpus}"] if corpus else []), *overrides]
@@ -92,9 +103,9 @@ def run_compare(configs: Sequence[str], *, out: str | Path, overrides: Sequence[
     if repeated:
         raise SeqlabError(f"compare names a model twice ({', '.join(repeated)}): their runs would share a folder")
     # every mistake before training
-    loaded = {name: load_config(spec, [*changes, *common]) for name, spec, changes in named}
+    loaded = _configs(named, common)
     for name, config in loaded.items():
-        if config.model.seq2seq:
+        if families.get(config.model.family).reads_pairs:
             raise SeqlabError(f"{name} is a seq2seq config: compare measures language models in bits per char")
     rows = []
     for name, config in loaded.items():
@@ -112,9 +123,10 @@ def run_compare(configs: Sequence[str], *, out: str | Path, overrides: Sequence[
 
 
 def _size(model, config) -> int:
-    from seqlab.classical_runs import size
+    from seqlab import families
 
-    return size(model) if config.model.classical else sum(p.numel() for p in model.parameters())
+    family = families.get(config.model.family)
+    return family.size(model) if family.size is not None else sum(p.numel() for p in model.parameters())
 
 
 def _tokens_per_sec(run_dir: Path) -> float:
@@ -125,15 +137,11 @@ def _tokens_per_sec(run_dir: Path) -> float:
 
 
 def _sample(model, tokenizer, config, n_tokens: int) -> str:
+    """A sample after the config's prompt, through the sampling path every family shares."""
     from seqlab import api
-    from seqlab.classical_runs import sample_text
 
-    if config.model.classical:
-        text = sample_text(model, tokenizer, config.sample.prompt, max_new_tokens=n_tokens,
-                           temperature=config.sample.temperature, seed=0)
-    else:
-        options = replace(config.sample, max_new_tokens=n_tokens, num_samples=1, seed=0)
-        text = "".join(api.stream_sample(model, tokenizer, options, echo_prompt=True))
+    options = replace(config.sample, max_new_tokens=n_tokens, num_samples=1, seed=0)
+    text = "".join(api.stream_sample(model, tokenizer, options, echo_prompt=True))
     return " ".join(text.split())  # one line for the table
 
 

@@ -128,10 +128,10 @@ def transformer_config(setup: ParensSetup) -> ModelConfig:
 def build_classifier(name: str, setup: ParensSetup) -> SequenceClassifier:
     """The many-to-one classifier `name` (one of `MODELS`), its weights drawn from `setup.seed`."""
     torch.manual_seed(setup.seed)  # every model starts from the same seed, whatever the order
-    if name == "transformer":
-        return SequenceClassifier(TransformerEncoder(transformer_config(setup), VOCAB_SIZE), 2, pooling="mean")
-    if name not in WIDTHS:
+    if name not in MODELS:
         raise SeqlabError(f"unknown model {name!r}; choose among {', '.join(MODELS)}")
+    if name not in WIDTHS:  # the Transformer encoder
+        return SequenceClassifier(TransformerEncoder(transformer_config(setup), VOCAB_SIZE), 2, pooling="mean")
     # The Elman network with ReLU, as the lectures write it (h_t = ReLU(W_xh x_t + W_hh h_{t-1} + b)).
     encoder = RecurrentEncoder(name, VOCAB_SIZE, WIDTHS[name], n_layer=1, nonlinearity="relu")
     return SequenceClassifier(encoder, 2, pooling="last")

@@ -18,7 +18,7 @@ Dimensions: T target tokens · S source tokens · V target vocab.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -96,23 +96,30 @@ def transformer_alignment(model: EncoderDecoder, src_ids: Sequence[int] | Tensor
     return target, weights
 
 
+def rnn_panels(model, src_ids: list[int], bos: int, eos: int, max_len: int) -> tuple[list[int], dict[str, Tensor]]:
+    """`rnn_alignment` as named panels: the RNN decoder's one attention map."""
+    target, weights = rnn_alignment(model, src_ids, bos, eos, max_len)
+    return target, {"attention": weights}
+
+
+def transformer_panels(model, src_ids: list[int], bos: int, eos: int, max_len: int
+                       ) -> tuple[list[int], dict[str, Tensor]]:
+    """`transformer_alignment` as named panels: every layer's cross-attention heads."""
+    target, maps = transformer_alignment(model, src_ids, bos, eos, max_len)  # (L, H, T, S)
+    return target, {f"layer {l} head {h}": maps[l, h] for l in range(maps.shape[0]) for h in range(maps.shape[1])}
+
+
 def plot_source_alignment(model: torch.nn.Module, tokenizer, source: str, path: str | Path, *,
-                          max_len: int = 256) -> Path:
-    """Decode `source` greedily and draw its attention maps into the PNG `path`: the RNN's one map, or
-    a grid of every Transformer layer's cross-attention heads. Returns the path."""
+                          align: Callable[..., tuple[list[int], dict[str, Tensor]]], max_len: int = 256) -> Path:
+    """Decode `source` greedily and draw its attention maps into the PNG `path`; `align` is the
+    family's (`rnn_panels`: the RNN's one map, `transformer_panels`: a grid of every Transformer
+    layer's cross-attention heads). Returns the path."""
     from seqlab.data.seq2seq import BOS, EOS
     from seqlab.tokenizers import source_side
 
     bos, eos = tokenizer.encode(BOS)[0], tokenizer.encode(EOS)[0]
     src_ids = source_side(tokenizer).encode(source)
-    if isinstance(model, Seq2SeqRNN):
-        target, weights = rnn_alignment(model, src_ids, bos, eos, max_len)
-        panels = {"attention": weights}
-    elif isinstance(model, EncoderDecoder):
-        target, maps = transformer_alignment(model, src_ids, bos, eos, max_len)
-        panels = {f"layer {l} head {h}": maps[l, h] for l in range(maps.shape[0]) for h in range(maps.shape[1])}
-    else:
-        raise ValueError(f"{type(model).__name__} has no source attention to plot")
+    target, panels = align(model, src_ids, bos, eos, max_len)
     source_tokens = [source_side(tokenizer).decode([i]) for i in src_ids]
     plot_alignment_grid(panels, source_tokens, [tokenizer.decode([i]) for i in target], path, title=f"{source!r}")
     return Path(path)

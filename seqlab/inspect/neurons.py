@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
 
+from seqlab.models.contract import model_device
 from seqlab.nn.recurrent import _StackedRecurrent
 from seqlab.tokenizers import Tokenizer
 
@@ -49,7 +51,7 @@ def traced_modules(model: nn.Module) -> dict[str, nn.Module]:
     for name, module in model.named_modules():
         if isinstance(module, _StackedRecurrent):
             found[f"{name} hidden state"] = module
-        elif name.endswith("mlp.activation"):
+        elif name.endswith(".activation"):  # a Transformer's MLP, an MLP language model's hidden layers
             found[f"{name.removesuffix('.activation')} neurons"] = module
     return found
 
@@ -73,29 +75,54 @@ def _recording(modules: dict[str, nn.Module]) -> Iterator[dict[str, Tensor]]:
             handle.remove()
 
 
+def hooked_units(model: nn.Module, ids: Tensor) -> dict[str, Tensor]:
+    """The hidden units of `model` over ids (1, T), by layer name, (T, U) each: the outputs of the
+    modules `traced_modules` finds, recorded through forward hooks during one forward."""
+    modules = traced_modules(model)
+    if not modules:
+        return {}
+    with _recording(modules) as outputs:
+        model(ids)
+    return {name: out[0].float().cpu() for name, out in outputs.items()}
+
+
 @torch.inference_mode()
-def trace_neurons(model: nn.Module, tokenizer: Tokenizer, text: str, *, top_k: int = 5) -> NeuronTrace:
-    """Run `model` over `text` once and record its hidden units and top predictions at each position."""
+def next_token_logits(model, ids: Tensor) -> Tensor:
+    """The model's next-token logits after every prefix of ids (1, T), (T, V), through the model
+    contract: one step per token with the state carried (so any family's model serves)."""
+    state = model.new_state(1, ids.device)
+    rows = []
+    for t in range(ids.shape[1]):
+        logits, state = model.step(ids[:, t:t + 1], state)  # (1, V)
+        rows.append(logits[0].float())
+    return torch.stack(rows)  # (T, V)
+
+
+@torch.inference_mode()
+def trace_neurons(model, tokenizer: Tokenizer, text: str, *, top_k: int = 5,
+                  units: Callable[[object, Tensor], dict[str, Tensor]] = hooked_units) -> NeuronTrace:
+    """Run `model` over `text` and record the units `units` finds (named activations (T, U); a
+    family's registry entry says which) and the top next-token predictions at each position."""
     ids = tokenizer.encode(text)
     if not ids:
         raise ValueError("the text is empty: nothing to inspect")
-    limit = getattr(model, "max_context", getattr(model, "block_size", None))
+    limit = model.block_size
     if limit is not None and len(ids) > limit:
         raise ValueError(f"the text has {len(ids)} tokens but the model places at most {limit}; "
                          f"inspect a shorter text")
-    modules = traced_modules(model)
-    if not modules:
-        raise ValueError(f"{type(model).__name__} has no layers to trace (recurrent layers or Transformer MLPs)")
-    device = next(model.parameters()).device
-    model.eval()
-    with _recording(modules) as outputs:
-        logits = model(torch.tensor([ids], device=device))[0][0]  # (T, V)
-    probs = torch.softmax(logits.float(), dim=-1)
+    if hasattr(model, "eval"):
+        model.eval()
+    idx = torch.tensor([ids], device=model_device(model))
+    layers = units(model, idx)
+    log_probs = torch.log_softmax(next_token_logits(model, idx).cpu(), dim=-1)  # (T, V)
+    probs = log_probs.exp()
     top = probs.topk(min(top_k, probs.shape[-1]), dim=-1)  # (T, K)
     names = tokenizer.token_strings()
+    # Each token's surprisal, -log2 p(token | the tokens before it); the first has no prediction.
+    surprisal = -log_probs[:-1].gather(-1, torch.tensor(ids[1:])[:, None]) / math.log(2)  # (T-1, 1)
     return NeuronTrace(
         tokens=[tokenizer.decode([i]) for i in ids],
-        layers={name: out[0].float().cpu() for name, out in outputs.items()},  # (T, U) each
+        layers={"surprisal (bits)": torch.cat([torch.zeros(1, 1), surprisal]), **layers},
         top_tokens=[[names[i] for i in row] for row in top.indices.tolist()],
         top_probs=[[round(p, 4) for p in row] for row in top.values.tolist()],
     )

@@ -31,6 +31,7 @@ from seqlab.files import atomic_path, atomic_write_text
 from seqlab.interop import gpt2, llama
 from seqlab.interop.hf_config import HFConfig, json_repr
 from seqlab.interop.tensor_map import check_tensors, expected_shapes
+from seqlab import families
 from seqlab.models.transformer import TransformerLM
 from seqlab.tokenizers import BPETokenizer, HFTokenizer, Tokenizer
 
@@ -74,9 +75,9 @@ def from_hf(path: str | Path) -> tuple[TransformerLM, HFTokenizer | None]:
 def to_hf(model: TransformerLM, path: str | Path, tokenizer: Tokenizer | None = None) -> None:
     """Write `model` as a `save_pretrained` folder (config.json, model.safetensors, and tokenizer.json
     when `tokenizer` is given) that `transformers.AutoModelForCausalLM.from_pretrained` loads."""
-    if not isinstance(model, TransformerLM):
+    config = getattr(model, "config", None)
+    if config is None or not families.get(config.family).exports_hf:
         raise ConfigError(f"only a decoder-only TransformerLM exports to Hugging Face, not {type(model).__name__}")
-    config = model.config
     converter = EXPORT_BY_POSITION.get(config.position)
     if converter is None:
         raise ConfigError(f"model.position = {config.position!r} cannot be exported: Hugging Face's GPT-2 "

@@ -19,7 +19,8 @@ from seqlab.config import Config
 from seqlab.config.schema import TokenizerConfig
 from seqlab.errors import CheckpointError, SeqlabError, TokenizerError
 from seqlab.interop.hf import from_hf, hf_tokenizer_json, to_hf
-from seqlab.models import build_model
+from seqlab import families
+from seqlab.families import build_model
 from seqlab.runs import prepare_run_dir, read_config, read_tokenizer, write_run_files
 from seqlab.tokenizers import HFTokenizer, Tokenizer, load_tokenizer
 from seqlab.training.checkpoint import load_weights, save_weights
@@ -60,7 +61,7 @@ def export_hf_run(run_dir: str | Path, out: str | Path, *, overwrite: bool = Fal
         raise SeqlabError(f"--out {out} is a file, not a folder")
     if not overwrite and any((out / name).exists() for name in ("config.json", "model.safetensors")):
         raise SeqlabError(f"{out} already holds a model: add --overwrite to replace it, or choose another --out")
-    model, tokenizer = _load_run_in_stored_dtype(Path(run_dir))
+    model, tokenizer = _load_run_in_stored_dtype(Path(run_dir))  # refuses families that do not export
     try:
         hf_tokenizer_json(tokenizer)
     except TokenizerError:
@@ -76,6 +77,10 @@ def _load_run_in_stored_dtype(run_dir: Path) -> tuple[nn.Module, Tokenizer]:
     """A run's model (eval mode) in the dtype its weights were saved in (`load_run` gives float32),
     and its tokenizer."""
     config, tokenizer = read_config(run_dir), read_tokenizer(run_dir)
+    family = families.get(config.model.family)
+    if not family.exports_hf:
+        exporting = ", ".join(f.name for f in families.FAMILIES.values() if f.exports_hf)
+        raise SeqlabError(f"{run_dir} is a {family.name} run: export-hf writes {exporting} runs only")
     path = run_dir / "model.safetensors"
     try:
         with safe_open(str(path), "pt") as handle:

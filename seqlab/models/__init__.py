@@ -1,6 +1,5 @@
 """Whole models composed from `seqlab.nn` layers, and the builders that choose them from a config."""
 
-from seqlab.models.build import build_model
 from seqlab.models.encoder import SequenceClassifier, TransformerEncoder
 from seqlab.models.encoder_decoder import EncoderDecoder, Seq2SeqStepper
 from seqlab.models.functional_decode import FunctionalStepper
@@ -11,5 +10,5 @@ from seqlab.models.transformer import TransformerLM
 
 __all__ = [
     "HMM", "EncoderDecoder", "FunctionalStepper", "NGramLM", "RNNLM", "Seq2SeqStepper", "SequenceClassifier",
-    "TransformerEncoder", "TransformerLM", "build_model",
+    "TransformerEncoder", "TransformerLM",
 ]

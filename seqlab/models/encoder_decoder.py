@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqlab.config.schema import ModelConfig
+from seqlab.config.schema import EncoderDecoderConfig, ModelConfig
 from seqlab.models.encoder import TransformerEncoder
 from seqlab.models.parts import (
     build_block,
@@ -45,13 +45,13 @@ from seqlab.nn.kv_cache import KVCache
 class EncoderDecoder(nn.Module):
     """A sequence-to-sequence Transformer.
 
-    >>> model = EncoderDecoder(ModelConfig(family="encoder_decoder", n_layer=1, n_head=2, d_model=8), 7)
+    >>> model = EncoderDecoder(EncoderDecoderConfig(n_layer=1, n_head=2, d_model=8), 7)
     >>> src, tgt = torch.zeros(2, 5, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long)
     >>> model(src, tgt)[0].shape
     torch.Size([2, 3, 7])
     """
 
-    def __init__(self, config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int | None = None) -> None:
+    def __init__(self, config: EncoderDecoderConfig, src_vocab_size: int, tgt_vocab_size: int | None = None) -> None:
         super().__init__()
         self.config = config
         self.shared_vocab = tgt_vocab_size is None

@@ -29,32 +29,54 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqlab.config.schema import ModelConfig
+from dataclasses import dataclass
+from typing import Literal
+
+from seqlab.config.schema import ModelSettings, _require
+from seqlab.models.contract import GenerateMixin
 from seqlab.nn.recurrent import GRU, LSTM, RNN, GatedRNN
 
 State = tuple[Tensor, ...]
 
 
-def build_recurrent(config: ModelConfig) -> nn.Module:
+@dataclass(frozen=True)
+class RecurrentConfig(ModelSettings):
+    """The recurrent language model's settings (`family` = rnn, gated, gru or lstm)."""
+
+    family: Literal["rnn", "gated", "gru", "lstm"] = "lstm"
+    n_layer: int = 4  # stacked recurrent layers
+    d_model: int = 128  # the embedding and hidden width
+    block_size: int = 64  # the truncated-BPTT window; the carried state reaches further back
+    dropout: float = 0.0  # between layers and before the output layer
+    bias: bool = True
+    tie_embeddings: bool = True  # the output layer is the token embedding
+    nonlinearity: Literal["tanh", "relu"] = "tanh"  # family rnn only: the Elman RNN's activation
+
+    def __post_init__(self) -> None:
+        for name in ("n_layer", "d_model", "block_size"):
+            _require(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), "a positive integer")
+        _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a number in [0, 1)")
+        _require(self.nonlinearity == "tanh" or self.family == "rnn", "model.nonlinearity", self.nonlinearity,
+                 "\"tanh\" unless model.family = \"rnn\"")
+
+
+# The layer each recurrent family stacks (torch.nn's constructor arguments); only the Elman RNN
+# takes a nonlinearity.
+LAYERS: dict[str, type[nn.Module]] = {"rnn": RNN, "gated": GatedRNN, "gru": GRU, "lstm": LSTM}
+
+
+def build_recurrent(config: RecurrentConfig) -> nn.Module:
     """The batch-first recurrent stack that `config.family` names: n_layer layers of width d_model."""
     kwargs = dict(bias=config.bias, batch_first=True, dropout=config.dropout if config.n_layer > 1 else 0.0)
-    size = (config.d_model, config.d_model, config.n_layer)
-    match config.family:
-        case "rnn":
-            return RNN(*size, nonlinearity=config.nonlinearity, **kwargs)
-        case "gated":
-            return GatedRNN(*size, **kwargs)
-        case "gru":
-            return GRU(*size, **kwargs)
-        case "lstm":
-            return LSTM(*size, **kwargs)
-    raise ValueError(f"model.family = {config.family!r} is not a recurrent family")
+    if config.nonlinearity != "tanh":  # RecurrentConfig allows it for the Elman RNN only
+        kwargs["nonlinearity"] = config.nonlinearity
+    return LAYERS[config.family](config.d_model, config.d_model, config.n_layer, **kwargs)
 
 
-class RNNLM(nn.Module):
+class RNNLM(GenerateMixin, nn.Module):
     """A recurrent language model over tokens.
 
-    >>> model = RNNLM(ModelConfig(family="lstm", n_layer=2, d_model=16), vocab_size=10)
+    >>> model = RNNLM(RecurrentConfig(family="lstm", n_layer=2, d_model=16), vocab_size=10)
     >>> logits, loss, state = model(torch.zeros(3, 5, dtype=torch.long), state=model.new_state(3),
     ...                             return_state=True)
     >>> logits.shape, [tuple(s.shape) for s in state]
@@ -63,7 +85,7 @@ class RNNLM(nn.Module):
 
     block_size = None  # no context limit: see the module docstring
 
-    def __init__(self, config: ModelConfig, vocab_size: int) -> None:
+    def __init__(self, config: RecurrentConfig, vocab_size: int) -> None:
         super().__init__()
         if vocab_size < 1:
             raise ValueError(f"vocab_size must be positive, got {vocab_size}")
@@ -115,9 +137,9 @@ class RNNLM(nn.Module):
         logits, _, final = self(tokens, state=state, return_state=True)  # (B, T, V)
         return logits[:, -1], (None if state is None else final)
 
-    def generate(self, idx: Tensor, max_new_tokens: int, **options) -> Tensor:
-        """Continue idx (B, T) by `max_new_tokens` tokens → (B, T + max_new_tokens); options as
-        `seqlab.generate.generate` (temperature, top_k, top_p, use_cache, seed)."""
-        from seqlab.generate.sampling import generate  # generate sits above models
+    def score(self, tokens: Tensor) -> Tensor:
+        """tokens (B, T) → (B, T − 1): the natural-log probability of each token after the first,
+        given every token before it (from the zero state)."""
+        logits = self(tokens[:, :-1])[0]  # (B, T-1, V)
+        return torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[:, 1:, None]).squeeze(-1)
 
-        return generate(self, idx, max_new_tokens, **options)

@@ -51,11 +51,32 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqlab.config.schema import ModelSettings, _require
 from seqlab.models.recurrent_encoder import build_recurrent
 from seqlab.nn.rnn_attention import AdditiveAttention, DotProductAttention
 
 Cell = Literal["gru", "lstm"]
 AttentionKind = Literal["bahdanau", "luong"]
+
+
+@dataclass(frozen=True)
+class Seq2SeqRNNConfig(ModelSettings):
+    """The recurrent encoder-decoder's settings (`family = "rnn_seq2seq"`): embeddings and hidden
+    states are d_model wide."""
+
+    family: Literal["rnn_seq2seq"] = "rnn_seq2seq"
+    n_layer: int = 4  # recurrent layers of the encoder and of the decoder
+    d_model: int = 128  # the embedding and hidden width
+    block_size: int = 64  # the longest source and target, in tokens
+    dropout: float = 0.0
+    cell: Cell = "gru"
+    attention: AttentionKind = "bahdanau"  # additive, or Luong's bilinear ("general")
+    bidirectional: bool = True  # the encoder reads the source both ways
+
+    def __post_init__(self) -> None:
+        for name in ("n_layer", "d_model", "block_size"):
+            _require(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), "a positive integer")
+        _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a number in [0, 1)")
 CELLS: tuple[str, ...] = ("gru", "lstm")
 ATTENTIONS: tuple[str, ...] = ("bahdanau", "luong")
 Hidden = Tensor | tuple[Tensor, Tensor]  # (L, B, H); the LSTM's is the pair (h, c)

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqlab.config.schema import ModelConfig
+from seqlab.models.contract import GenerateMixin
 from seqlab.models.parts import (
     build_block,
     build_final_norm,
@@ -44,7 +45,7 @@ from seqlab.nn.kv_cache import KVCache
 from seqlab.nn.positional import LearnedPositions
 
 
-class TransformerLM(nn.Module):
+class TransformerLM(GenerateMixin, nn.Module):
     """A decoder-only (causal) Transformer language model.
 
     >>> model = TransformerLM(ModelConfig(n_layer=2, n_head=2, d_model=16, block_size=8), vocab_size=10)
@@ -138,9 +139,10 @@ class TransformerLM(nn.Module):
                              device=device, dtype=self.tok_emb.weight.dtype)
 
     def stepper(self) -> object:
-        """What `seqlab.generate` should drive for one generation: a `FunctionalStepper` when the
-        model qualifies (eval mode, GPT-2-shaped, no hooks), else the model itself. Both follow the
-        stepper protocol."""
+        """What `seqlab.generate` should drive for one generation: a `FunctionalStepper` when it
+        implements every setting of `self.config` (it declares which) and the model is in eval mode,
+        built from the stock parts and without hooks; else the model itself, whose settings then
+        all take effect. Both follow the stepper protocol."""
         from seqlab.models.functional_decode import (
             FunctionalStepper,  # it imports this module
         )
@@ -156,23 +158,8 @@ class TransformerLM(nn.Module):
         logits, _ = self(tokens, cache=state, last_only=True)  # (B, 1, V)
         return logits.squeeze(1), state  # (B, V)
 
-    def generate(
-        self,
-        idx: Tensor,
-        max_new_tokens: int,
-        *,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        use_cache: bool = True,
-        seed: int | None = None,
-    ) -> Tensor:
-        """Continue idx (B, T) by `max_new_tokens` sampled tokens → (B, T + max_new_tokens).
-
-        A convenience over `seqlab.generate.generate`, which documents the arguments.
-        """
-        # Imported here: `generate` sits above `models` in the layering and imports nothing from it.
-        from seqlab.generate.sampling import generate
-
-        return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                        use_cache=use_cache, seed=seed)
+    def score(self, tokens: Tensor) -> Tensor:
+        """tokens (B, T ≤ block_size) → (B, T − 1): the natural-log probability of each token after the
+        first, given the tokens before it."""
+        logits = self(tokens[:, :-1])[0]  # (B, T-1, V)
+        return torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[:, 1:, None]).squeeze(-1)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from seqlab.config import load_config, preset_names
-from seqlab.models import build_model
+from seqlab.families import build_model
 
 VOCAB = 65  # tiny Shakespeare's characters
 SIZE_FIELDS = ("family", "n_layer", "n_head", "d_model", "block_size", "dropout")

@@ -209,14 +209,14 @@ def test_training_path_reads_in_bounded_pieces_and_never_whole(tmp_path: Path, m
     monkeypatch.setattr(tokenizer_class, "encode_array", spy)
     overrides = [f"data.corpus={folder}", f"tokenizer.kind={kind}", "tokenizer.vocab_size=300"]
 
-    tokenizer, batches = api._lm_batches(load_config(None, overrides), None)
+    tokenizer, data = api._lm_data(load_config(None, overrides), None)
 
     assert len(encode_lengths) > 100 and max(encode_lengths) <= chunk_chars
     train_text, val_text = split_text("".join(lines), 0.1)
-    np.testing.assert_array_equal(batches.data.train, real_encode(tokenizer, train_text))
-    np.testing.assert_array_equal(batches.data.val, real_encode(tokenizer, val_text))
-    assert isinstance(batches.data.train, np.memmap)
-    assert (batches.data.train_chars, batches.data.val_chars) == (len(train_text), len(val_text))
+    np.testing.assert_array_equal(data.train, real_encode(tokenizer, train_text))
+    np.testing.assert_array_equal(data.val, real_encode(tokenizer, val_text))
+    assert isinstance(data.train, np.memmap)
+    assert (data.train_chars, data.val_chars) == (len(train_text), len(val_text))
 
 
 def test_split_corpus_cuts_where_split_text_does():

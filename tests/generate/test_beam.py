@@ -5,7 +5,7 @@ from typing import ClassVar
 import pytest
 import torch
 
-from seqlab.config.schema import ModelConfig
+from seqlab.config.schema import EncoderDecoderConfig, ModelConfig
 from seqlab.generate.beam import (
     Hypothesis,
     beam_search,
@@ -22,7 +22,7 @@ BOS = 0
 
 def make_model(seed: int, **axes) -> EncoderDecoder:
     torch.manual_seed(seed)
-    config = ModelConfig(family="encoder_decoder", n_layer=2, n_encoder_layer=2, n_head=2, d_model=16,
+    config = EncoderDecoderConfig(n_layer=2, n_encoder_layer=2, n_head=2, d_model=16,
                          block_size=10, **axes)
     return EncoderDecoder(config, V).double()
 

@@ -1,4 +1,5 @@
 import json
+import math
 import re
 
 import pytest
@@ -9,24 +10,15 @@ from seqlab.cli import main
 from seqlab.config.schema import ModelConfig
 from seqlab.inspect import neuron_page, trace_neurons
 from seqlab.models import TransformerLM
-from seqlab.nn.recurrent import LSTM
+from seqlab.models.rnn import RecurrentConfig, RNNLM
 from seqlab.tokenizers import train_tokenizer
 
 TEXT = "ab ba </script> abba"
 
 
-class TinyRecurrentLM(nn.Module):
-    """Embedding → seqlab LSTM (time-first) → linear; returns (logits, None) like seqlab's models."""
-
-    def __init__(self, vocab: int) -> None:
-        super().__init__()
-        self.emb = nn.Embedding(vocab, 6)
-        self.rnn = LSTM(6, 5)
-        self.head = nn.Linear(5, vocab)
-
-    def forward(self, idx):
-        states, _ = self.rnn(self.emb(idx).transpose(0, 1))  # (T, B, H)
-        return self.head(states.transpose(0, 1)), None
+def tiny_lstm(vocab: int) -> RNNLM:
+    """A one-layer LSTM language model of width 5."""
+    return RNNLM(RecurrentConfig(family="lstm", n_layer=1, d_model=5, tie_embeddings=False), vocab).eval()
 
 
 @pytest.fixture
@@ -36,14 +28,16 @@ def tokenizer():
 
 def test_recurrent_hidden_states_and_predictions_are_recorded(tokenizer):
     torch.manual_seed(0)
-    model = TinyRecurrentLM(tokenizer.vocab_size)
+    model = tiny_lstm(tokenizer.vocab_size)
     trace = trace_neurons(model, tokenizer, TEXT, top_k=3)
     ids = torch.tensor([tokenizer.encode(TEXT)])
-    states, _ = model.rnn(model.emb(ids).transpose(0, 1))
-    (name, acts), = trace.layers.items()
-    assert name == "rnn hidden state"
-    torch.testing.assert_close(acts, states[:, 0])  # (T, H): the layer's real output, batch-first
+    states, _ = model.rnn(model.tok_emb(ids))
+    assert list(trace.layers) == ["surprisal (bits)", "rnn hidden state"]
+    torch.testing.assert_close(trace.layers["rnn hidden state"], states[0])  # (T, H): the layer's real output
     probs = torch.softmax(model(ids)[0][0], dim=-1)
+    # Each token's surprisal in bits under the model's prediction from the tokens before it.
+    expected = -torch.log2(probs[:-1].gather(-1, ids[0, 1:, None]))
+    torch.testing.assert_close(trace.layers["surprisal (bits)"][1:], expected, atol=1e-5, rtol=1e-5)
     top = probs.topk(3, dim=-1)
     assert trace.top_probs == [[round(p, 4) for p in row] for row in top.values.tolist()]
     assert trace.top_tokens[0] == [tokenizer.token_strings()[i] for i in top.indices[0].tolist()]
@@ -51,11 +45,22 @@ def test_recurrent_hidden_states_and_predictions_are_recorded(tokenizer):
     assert not model.rnn._forward_hooks  # the hooks are gone afterwards
 
 
+def test_every_contract_model_is_traced_through_its_steps(tokenizer):
+    from seqlab.models import HMM, NGramLM
+
+    ids = tokenizer.encode(TEXT)
+    for model in (NGramLM(3, tokenizer.vocab_size).fit(ids), HMM(3, tokenizer.vocab_size, seed=0).fit([ids], n_iter=3)):
+        trace = trace_neurons(model, tokenizer, TEXT, top_k=2, units=lambda _m, _ids: {})
+        assert list(trace.layers) == ["surprisal (bits)"] and len(trace.top_probs) == len(TEXT)
+        expected = -model.score(torch.tensor([ids]))[0] / math.log(2)  # the contract's scoring, in bits
+        torch.testing.assert_close(trace.layers["surprisal (bits)"][1:, 0].double(), expected, atol=1e-4, rtol=1e-4)
+
+
 def test_transformer_mlp_neurons_are_recorded(tokenizer):
     torch.manual_seed(0)
     model = TransformerLM(ModelConfig(n_layer=2, n_head=2, d_model=8, block_size=32), tokenizer.vocab_size)
     trace = trace_neurons(model, tokenizer, TEXT)
-    assert list(trace.layers) == ["blocks.0.mlp neurons", "blocks.1.mlp neurons"]
+    assert list(trace.layers) == ["surprisal (bits)", "blocks.0.mlp neurons", "blocks.1.mlp neurons"]
     ids = torch.tensor([tokenizer.encode(TEXT)])
     x = model.pos_emb.embed(model.tok_emb(ids), 0)
     first = model.blocks[0]
@@ -68,14 +73,14 @@ def test_transformer_mlp_neurons_are_recorded(tokenizer):
 
 def test_page_is_self_contained_and_carries_the_data(tokenizer):
     torch.manual_seed(0)
-    trace = trace_neurons(TinyRecurrentLM(tokenizer.vocab_size), tokenizer, TEXT)
+    trace = trace_neurons(tiny_lstm(tokenizer.vocab_size), tokenizer, TEXT)
     page = neuron_page(trace, title="t <1>")
     assert "<title>t &lt;1&gt;</title>" in page
     assert page.count("</script>") == 1  # the text's own "</script>" is escaped inside the data
     assert not re.search(r"(src|href)=\"http", page)  # nothing loaded from elsewhere
     data = json.loads(re.search(r"const DATA = (.*);\n", page).group(1).replace("<\\/", "</"))
     assert data["tokens"] == trace.tokens
-    layer = data["layers"][0]
+    layer = data["layers"][1]  # the LSTM's hidden state (the first is the surprisal)
     assert sorted(layer["order"]) == list(range(5)) and len(layer["acts"]) == 5 and len(layer["acts"][0]) == len(TEXT)
 
 

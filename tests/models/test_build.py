@@ -4,7 +4,8 @@ import pytest
 
 from seqlab.config.schema import ModelConfig
 from seqlab.errors import ConfigError
-from seqlab.models import TransformerLM, build_model
+from seqlab.families import build_model
+from seqlab.models import TransformerLM
 
 
 def test_transformer_family_builds_a_transformer_lm():

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from seqlab.config.schema import ModelConfig
+from seqlab.config.schema import EncoderDecoderConfig, ModelConfig
 from seqlab.generate.sampling import generate
 from seqlab.models.encoder_decoder import EncoderDecoder
 
@@ -19,7 +19,7 @@ AXES = [
 
 def make_model(seed: int, **axes) -> EncoderDecoder:
     torch.manual_seed(seed)
-    config = ModelConfig(family="encoder_decoder", n_layer=2, n_encoder_layer=3, n_head=4, d_model=16,
+    config = EncoderDecoderConfig(n_layer=2, n_encoder_layer=3, n_head=4, d_model=16,
                          block_size=12, **axes)
     return EncoderDecoder(config, V).double().eval()
 
@@ -94,7 +94,7 @@ def test_decoder_sees_the_source():
 def test_shared_vocabulary_ties_embeddings_and_separate_does_not():
     shared = make_model(0)
     assert shared.tok_emb.weight is shared.encoder.tok_emb.weight is shared.lm_head.weight
-    config = ModelConfig(family="encoder_decoder", n_layer=1, n_head=2, d_model=8)
+    config = EncoderDecoderConfig(n_layer=1, n_head=2, d_model=8)
     separate = EncoderDecoder(config, 5, 7)
     assert separate.encoder.tok_emb.weight.shape == (5, 8) and separate.lm_head.weight.shape == (7, 8)
 
@@ -105,7 +105,7 @@ def test_learns_to_reverse(axes):
     ln 5 = 1.61, the loss of guessing among the five letters)."""
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    config = ModelConfig(family="encoder_decoder", n_layer=2, n_head=4, d_model=32, block_size=8,
+    config = EncoderDecoderConfig(n_layer=2, n_head=4, d_model=32, block_size=8,
                          **{**axes, "dropout": 0.0})
     model = EncoderDecoder(config, 6)  # tokens 0 = BOS, 1 .. 5 letters
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)

@@ -10,16 +10,18 @@ import torch
 from torch import nn
 
 from seqlab.config.schema import ModelConfig
+from seqlab.models.rnn import RecurrentConfig
 from seqlab.data import TBPTTBatches, TokenData
 from seqlab.generate import generate
-from seqlab.models import RNNLM, build_model
+from seqlab.families import build_model
+from seqlab.models import RNNLM
 
 VOCAB = 7
 FAMILIES = ["rnn", "gated", "gru", "lstm"]
 
 
-def tiny(family: str, **changes) -> ModelConfig:
-    return ModelConfig(**{"family": family, "n_layer": 2, "d_model": 12, "block_size": 8, **changes})
+def tiny(family: str, **changes) -> RecurrentConfig:
+    return RecurrentConfig(**{"family": family, "n_layer": 2, "d_model": 12, "block_size": 8, **changes})
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -49,8 +51,13 @@ def test_relu_elman_and_tied_embeddings():
         tiny("gru", nonlinearity="relu")
 
 
-def test_attention_axes_are_not_checked_for_recurrent_families():
-    tiny("lstm", d_model=10, n_head=4)  # 10 is no multiple of 4 heads: irrelevant to an LSTM
+def test_attention_axes_are_settings_of_another_family():
+    from seqlab.config import load_config
+    from seqlab.errors import ConfigError
+
+    tiny("lstm", d_model=10)  # no head count to divide d_model
+    with pytest.raises(ConfigError, match="model.n_head is a setting of model.family = transformer"):
+        load_config(None, ["model.family=lstm", "model.n_head=4"])
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -163,7 +170,7 @@ def test_tbptt_evaluation_leaves_the_training_stream_alone():
 
 def test_rnn_run_trains_evaluates_exactly_and_samples(tmp_path, monkeypatch, capsys):
     import seqlab
-    from seqlab.api import stream_nats_carried
+    from seqlab.families.common import score_carried
     from seqlab.cli import main
     from seqlab.config import load_config
 
@@ -186,7 +193,7 @@ def test_rnn_run_trains_evaluates_exactly_and_samples(tmp_path, monkeypatch, cap
             model(torch.tensor(tokens[None, :-1], dtype=torch.long))[0][0],
             torch.tensor(tokens[1:], dtype=torch.long), reduction="sum").item()
     for window in (7, 64):
-        total, count = stream_nats_carried(model, tokens, window)
+        total, count, _ = score_carried(model, tokens, "cpu", window)
         assert count == len(tokens) - 1 and math.isclose(total, one_pass, rel_tol=1e-4)
     assert math.isclose(seqlab.evaluate(run_dir, context=7)["loss"], result["loss"], rel_tol=1e-4)
 

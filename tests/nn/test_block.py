@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from seqlab.config.schema import ModelConfig
+from seqlab.config.schema import EncoderDecoderConfig, ModelConfig
 from seqlab.models.parts import build_block, build_mlp, build_norm, deepnorm_constants
 from seqlab.models.transformer import TransformerLM
 from seqlab.nn.attention import (
@@ -29,10 +29,8 @@ def randomise(module: nn.Module, seed: int) -> nn.Module:
 
 
 def make_block(seed: int, *, role: str = "decoder_only", **overrides) -> tuple[Block, ModelConfig]:
-    fields = {"n_layer": 3, "n_head": H, "d_model": D, "dropout": 0.0, "n_encoder_layer": 0} | overrides
-    if role == "decoder":
-        fields["family"] = "encoder_decoder"
-    config = ModelConfig(**fields)
+    fields = {"n_layer": 3, "n_head": H, "d_model": D, "dropout": 0.0} | overrides
+    config = (EncoderDecoderConfig if role == "decoder" else ModelConfig)(**fields)
     return randomise(build_block(config, role=role), seed), config
 
 

@@ -1,0 +1,50 @@
+"""The family registry: one declaration per model family, the only place that knows what a family is.
+
+    from seqlab import families
+    entry = families.get(config.model.family)   # a `Family` (see seqlab.families.base)
+    model = entry.build_model(config.model, vocab_size)
+
+Every family of the ladder is declared here, in the order of the ladder. Adding a family means its
+model module, its entry (one `Family`, listed in `FAMILIES`), its presets and its tests.
+"""
+
+from __future__ import annotations
+
+from seqlab.config.families import register_settings
+from seqlab.errors import ConfigError
+from seqlab.families.base import Family, Shorthand
+from seqlab.families.classical import HMM_FAMILY, NGRAM
+from seqlab.families.mlp import MLP
+from seqlab.families.recurrent import GATED, GRU, LSTM, RNN, RNN_SEQ2SEQ
+from seqlab.families.transformer import ENCODER_DECODER, TRANSFORMER
+from seqlab.families.wavenet import WAVENET
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    NGRAM, HMM_FAMILY, MLP, WAVENET, RNN, GATED, GRU, LSTM, TRANSFORMER, ENCODER_DECODER, RNN_SEQ2SEQ,
+)}
+
+for _family in FAMILIES.values():
+    register_settings(_family.name, _family.settings)
+
+
+def get(name: str) -> Family:
+    """The declaration of family `name`."""
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise ConfigError(f"model.family = {name!r} is not allowed: expected one of {', '.join(FAMILIES)}") from None
+
+
+def build_model(settings, vocab_size: int, *, source_vocab_size: int | None = None):
+    """A freshly initialised model of the family `settings.family` names. The seq2seq families read
+    sources of `source_vocab_size` ids and write targets of `vocab_size`; with source_vocab_size None
+    both sides share one vocabulary (and embedding)."""
+    return get(settings.family).build_model(settings, vocab_size, source_vocab_size)
+
+
+def shorthands() -> dict[str, tuple[Family, Shorthand]]:
+    """Every `seqlab compare --models` name, with its family and shorthand entry."""
+    return {s.name: (f, s) for f in FAMILIES.values() for s in f.shorthand}
+
+
+__all__ = ["FAMILIES", "Family", "Shorthand", "build_model", "get", "shorthands"]

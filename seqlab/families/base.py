@@ -1,0 +1,93 @@
+"""What seqlab needs to know about a model family, declared once per family (`Family`).
+
+Code that serves every family (`seqlab.api`, the CLI, run directories, `compare`, `llm-table`,
+`inspect`, interop) asks a family's declaration and never tests a family's name or model class.
+A declaration is data and small functions:
+
+- `settings`: the frozen dataclass that reads the family's `[model]` table;
+- `build`: a freshly initialised model from the settings (families trained by gradient steps), or
+  `fit`: a model fitted to the training tokens by counting or EM (then `save` and `load` say how it
+  is stored in the run directory, since it has no weights file);
+- `batches`: the Trainer's batch source for a stream of tokens (windows, or truncated BPTT);
+- `score`: how a split is scored, a `Scoring` (windows of the context, a carried stream, one stream),
+  and `score_lines` how a split of lines is (`data.sequences = "lines"`);
+- `units`: what `inspect` can show of the model's inside, as named activations (T, U);
+- `shorthand`: its names in `seqlab compare --models`, with the preset it starts from and the
+  setting its size sets.
+
+Shared behaviour (scoring strategies, sizes) lives in `seqlab.families.common`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from seqlab.config import Config
+from seqlab.config.schema import ModelSettings
+from seqlab.data import BatchSource, TokenData
+from seqlab.families.common import score_framed_lines
+
+
+@dataclass(frozen=True)
+class Shorthand:
+    """A `seqlab compare --models` name: FAMILY[-SIZE] starts from `preset`, sets `family` and
+    sets `size` (a [model] key) to SIZE when given."""
+
+    name: str
+    preset: str
+    size: str  # the [model] key a size sets: order, n_states, d_model, ...
+
+
+# (model, token ids of a split as a 1-D array, device, context or None)
+#   -> (summed nats, predicted tokens, the window used or None): see seqlab.families.common
+Scoring = Callable[[Any, Any, Any, Any], tuple[float, int, Any]]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family's declaration (see the module docstring)."""
+
+    name: str
+    summary: str  # one line: what the model is, after whom
+    settings: type[ModelSettings]
+    score: Scoring
+    build: Callable[[Any, int, int | None], Any] | None = None  # (settings, vocab, source vocab) -> model
+    fit: Callable[[Config, TokenData, int], Any] | None = None  # (config, tokens, vocab) -> a counted or EM-fitted model
+    save: Callable[[Any, Path], None] | None = None  # a fitted model into its run directory
+    load: Callable[[Path], Any] | None = None  # ... and back
+    batches: Callable[[Config, TokenData], BatchSource] | None = None  # stream-trained families
+    reads_pairs: bool = False  # trained on (source, target) pairs: seq2seq
+    # Lines as sequences (data.sequences = "lines"): boundary tokens put before each line so a
+    # fixed-span model sees a whole context at every scored position, the longest row the model
+    # places (None: any), and how a split's lines are scored: (model, lines, boundary, settings)
+    # -> (summed nats, predicted tokens).
+    line_padding: Callable[[Any], int] = lambda settings: 0
+    line_limit: Callable[[Any], int | None] = lambda settings: None
+    score_lines: Callable[[Any, list, int, Any], tuple[float, int]] = score_framed_lines
+    size: Callable[[Any], int] | None = None  # stored numbers; None: the parameter count
+    size_unit: str = "parameters"
+    units: Callable[[Any, Tensor], dict[str, Tensor]] | None = None  # inspect: (model, ids (1, T)) -> (T, U) each
+    alignment: Callable[..., tuple[list[int], dict[str, Tensor]]] | None = None  # seq2seq attention maps
+    context_option: bool = True  # `seqlab eval --context` applies (windowed scoring)
+    exports_hf: bool = False  # `seqlab export-hf` writes it as a Hugging Face folder
+    shorthand: tuple[Shorthand, ...] = field(default_factory=tuple)
+
+    @property
+    def trained(self) -> bool:
+        """Trained by the Trainer (gradient steps), as opposed to fitted by counting or EM."""
+        return self.fit is None
+
+    def build_model(self, settings: ModelSettings, vocab_size: int, source_vocab_size: int | None = None) -> Any:
+        if self.build is None:
+            from seqlab.errors import ConfigError
+            raise ConfigError(f"model.family = {self.name!r} is fitted to its data, not built: train it with "
+                              f"seqlab train")
+        return self.build(settings, vocab_size, source_vocab_size)
+
+
+__all__ = ["Family", "Scoring", "Shorthand"]
