@@ -16,6 +16,7 @@ from benchmarks import (
     bench_sample,
     bench_scaling,
     bench_train,
+    bench_wavenet,
 )
 from benchmarks.common import RESULTS, machine_line
 
@@ -27,6 +28,7 @@ def main() -> None:
     hf_generate = bench_hf_generate.run()
     scaling = bench_scaling.run()  # about a minute; also writes scaling.png
     rnn = bench_rnn.run()
+    wavenet = bench_wavenet.run()
     bench_ngram.run()
     bench_hmm.run()  # last and longest: hmmlearn's log-space fit alone takes minutes
     print(f"\ntraining: seqlab / nanogpt-style = {train['ratio_seqlab_vs_reference']:.2f}x; "
@@ -35,7 +37,8 @@ def main() -> None:
           f"greedy generation: seqlab / transformers = {hf_generate['ratio_seqlab_vs_hf']:.2f}x; "
           f"LSTM training: seqlab / torch.nn = {rnn['ratio_seqlab_vs_torch']:.2f}x; "
           f"decoding at context {scaling['lengths'][-1]}: KV cache / recompute = "
-          f"{scaling['cache_speedup_at_longest']:.0f}x")
+          f"{scaling['cache_speedup_at_longest']:.0f}x; WaveNet decoding: queues / recompute = "
+          f"{wavenet['cache_speedup']:.1f}x")
     print(f"results saved in {RESULTS}")
 
 

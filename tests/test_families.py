@@ -132,3 +132,43 @@ def test_a_family_not_scored_in_windows_refuses_a_context(family, tmp_path, corp
 def test_a_key_of_another_family_names_that_family(capsys):
     line = one_line_error(capsys, main(["train", "shakespeare-char", "--model.order=3"]))
     assert "model.order is a setting of model.family = ngram" in line and "[model] of transformer has:" in line
+
+
+def names_corpus(path, n=300, seed=0):
+    """Seeded made-up names, one a line (makemore's names.txt in miniature)."""
+    import random
+    rng = random.Random(seed)
+    syllables = ["ma", "ri", "an", "el", "jo", "sa", "li", "na", "ka", "ya", "em", "ol"]
+    path.write_text("\n".join("".join(rng.choice(syllables) for _ in range(rng.randint(1, 3))) for _ in range(n))
+                    + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("family", [f for f, e in families.FAMILIES.items() if not e.reads_pairs])
+def test_every_language_model_family_trains_on_lines(family, tmp_path, monkeypatch):
+    """data.sequences = lines: each line a sequence framed by the newline token. The split's loss is
+    each line's contract score, [boundary] * (1 + padding) + line + [boundary], less the padding."""
+    monkeypatch.setenv("SEQLAB_CACHE", str(tmp_path / "cache"))
+    corpus = names_corpus(tmp_path / "names.txt")
+    config = write_config(tmp_path / f"{family}.toml", family, corpus)
+    text = open(config, encoding="utf-8").read().replace("[data]\n", '[data]\nsequences = "lines"\n')
+    open(config, "w", encoding="utf-8").write(text)
+    run = seqlab.train(config, out=tmp_path / "run", progress=False)
+    result = seqlab.evaluate(run)
+    assert result["lines"] == 30 and result["split"] == "val"  # makemore's 10 %
+    model, tokenizer = seqlab.load(run)
+    settings = seqlab.runs.read_config(run).model
+    padding = families.get(family).line_padding(settings)
+    boundary = tokenizer.encode("\n")[0]
+    names = corpus.read_text(encoding="utf-8").split("\n")[:-1]
+    from seqlab.data.lines import split_lines
+    _, val, _ = split_lines(names, seed=42)
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for name in val:
+            framed = torch.tensor([[boundary] * (1 + padding) + tokenizer.encode(name) + [boundary]])
+            total -= float(model.token_log_probs(framed)[0, padding:].double().sum())
+            count += len(name) + 1
+    assert result["tokens"] == count
+    assert result["loss"] == pytest.approx(total / count, rel=1e-5)
+    assert seqlab.evaluate(run, split="test")["lines"] == 30

@@ -6,6 +6,10 @@ the n-gram language model (Shannon 1948; Kneser-Ney smoothing) and the discrete 
 - An HMM (`HMM`) runs Baum-Welch (`model.em_iterations` iterations at most, seeded by `train.seed`)
   on the training split cut into `HMM_CHUNK`-token sequences, batched; saved as `RUN/hmm.json`.
 
+On lines (`data.sequences = "lines"`) each line is its own sequence between boundary tokens, as
+makemore counts its bigrams: order − 1 boundaries of context before a line for the n-gram, one for
+the HMM, and one after it.
+
 Both are scored on the validation split as ONE stream in which every token is predicted (the n-gram
 from up to order − 1 tokens before it, the HMM from everything before it through its forward
 filter), so their bits per character compare directly with the neural families'.
@@ -23,7 +27,7 @@ import torch
 
 from seqlab.config import Config
 from seqlab.config.schema import ModelSettings, _require
-from seqlab.data import TokenData
+from seqlab.data import LineData, TokenData
 from seqlab.families.base import Family, Shorthand
 from seqlab.files import atomic_write_text
 from seqlab.models.hmm import HMM
@@ -59,14 +63,31 @@ class HMMConfig(ModelSettings):
             _require(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), "a positive integer")
 
 
-def _fit_ngram(config: Config, data: TokenData, vocab_size: int) -> NGramLM:
+def _ngram_padding(settings: NGramConfig) -> int:
+    """Boundaries before a line beyond the opening one: the n-gram's whole context (order − 1) is
+    boundaries at a line's first token."""
+    return max(settings.order - 2, 0)
+
+
+def _framed(lines: list[np.ndarray], boundary: int, opening: int) -> list[np.ndarray]:
+    """Each line as its own sequence between boundary tokens: `opening` before it, one after."""
+    return [np.concatenate([np.full(opening, boundary), line, [boundary]]).astype(np.int64) for line in lines]
+
+
+def _fit_ngram(config: Config, data: TokenData | LineData, vocab_size: int) -> NGramLM:
     m = config.model
-    return NGramLM(m.order, vocab_size, smoothing=m.smoothing, k=m.add_k).fit(np.asarray(data.train))
+    model = NGramLM(m.order, vocab_size, smoothing=m.smoothing, k=m.add_k)
+    if isinstance(data, LineData):  # makemore's counting: order - 1 boundaries of context, one to close
+        return model.fit(_framed(data.train, data.boundary, 1 + _ngram_padding(m)))
+    return model.fit(np.asarray(data.train))
 
 
-def _fit_hmm(config: Config, data: TokenData, vocab_size: int) -> HMM:
-    train = np.asarray(data.train)
-    chunks = [train[i:i + HMM_CHUNK] for i in range(0, len(train), HMM_CHUNK)]
+def _fit_hmm(config: Config, data: TokenData | LineData, vocab_size: int) -> HMM:
+    if isinstance(data, LineData):  # each line its own sequence, opened and closed by the boundary
+        chunks = _framed(data.train, data.boundary, 1)
+    else:
+        train = np.asarray(data.train)
+        chunks = [train[i:i + HMM_CHUNK] for i in range(0, len(train), HMM_CHUNK)]
     model = HMM(config.model.n_states, vocab_size, seed=config.train.seed)
     return model.fit(chunks, n_iter=config.model.em_iterations)
 
@@ -77,6 +98,24 @@ def _score_ngram(model: NGramLM, tokens: np.ndarray, device=None, context=None) 
 
 def _score_hmm(model: HMM, tokens: np.ndarray, device=None, context=None) -> tuple[float, int, None]:
     return -model.score(np.asarray(tokens)), len(tokens), None  # the forward algorithm over the whole stream
+
+
+def _score_ngram_lines(model: NGramLM, lines: list[np.ndarray], boundary: int, settings: NGramConfig
+                       ) -> tuple[float, int]:
+    """Every token of every line and its closing boundary, from the boundary-padded context."""
+    opening = 1 + _ngram_padding(settings)
+    framed = _framed(lines, boundary, opening)
+    log_probs = model.log_probs(framed)  # every position of the concatenated sequences
+    keep = np.concatenate([np.arange(len(f)) >= opening for f in framed])  # not the opening boundaries
+    return float(-log_probs[keep].sum()), int(keep.sum())
+
+
+def _score_hmm_lines(model: HMM, lines: list[np.ndarray], boundary: int, settings: HMMConfig) -> tuple[float, int]:
+    """log p(line, closing boundary | opening boundary) for every line: the framed sequence's
+    likelihood less the opening boundary's."""
+    framed = _framed(lines, boundary, 1)
+    opening = float(np.log(model.startprob @ model.emissionprob[:, boundary]))
+    return float(-(model.log_likelihoods(framed).sum() - len(framed) * opening)), sum(len(f) - 1 for f in framed)
 
 
 def _hmm_size(model: HMM) -> int:
@@ -97,6 +136,8 @@ NGRAM = Family(
     save=lambda model, run_dir: model.save(Path(run_dir) / "ngram"),
     load=lambda run_dir: NGramLM.load(Path(run_dir) / "ngram"),
     score=_score_ngram,
+    score_lines=_score_ngram_lines,
+    line_padding=_ngram_padding,
     size=lambda model: model.n_ngrams,
     size_unit="n-grams",
     context_option=False,
@@ -111,6 +152,7 @@ HMM_FAMILY = Family(
     save=lambda model, run_dir: atomic_write_text(Path(run_dir) / "hmm.json", json.dumps(model.to_dict())),
     load=lambda run_dir: HMM.load(Path(run_dir) / "hmm.json"),
     score=_score_hmm,
+    score_lines=_score_hmm_lines,
     size=_hmm_size,
     size_unit="free parameters",
     units=_hmm_units,

@@ -12,7 +12,7 @@ so generation, evaluation and inspection never ask which family a model is:
                                   (B, V), the new state). With state None the tokens are the whole
                                   context and no state is kept (the recompute path); the returned
                                   state is then None. A state may be updated in place.
-    score(tokens)                 tokens (B, T) → log-probabilities (B, T − 1), in nats, of each token
+    token_log_probs(tokens)       tokens (B, T) → log-probabilities (B, T − 1), in nats, of each token
                                   after the first given the tokens before it (within the model's
                                   context): the scoring of a whole sequence.
 
@@ -41,7 +41,7 @@ class LanguageModel(Protocol):
 
     def step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]: ...
 
-    def score(self, tokens: Tensor) -> Tensor: ...
+    def token_log_probs(self, tokens: Tensor) -> Tensor: ...
 
 
 class GenerateMixin:

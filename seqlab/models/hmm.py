@@ -11,8 +11,8 @@ against).
 The model is also a `seqlab.models.contract.LanguageModel` (torch tensors in and out, float64 numpy
 on the CPU): its state is the predictive state distribution p(z_{t+1} | x_≤t), (B, K), carried by the
 forward filter, and `step`'s logits are the exact predictive distribution log p(x_{t+1} | x_≤t).
-`score` has two readings, by its argument's type: a torch tensor (B, T) is the contract's (one
-log p(x_t | x_<t) per token after the first), anything else hmmlearn's (the total log-likelihood).
+`token_log_probs` is the contract's scoring (one log p(x_t | x_<t) per token after the first);
+`score` stays hmmlearn's (the total log-likelihood).
 
 Dimensions: B batch (sequences) · T time · K states · M symbols.
 
@@ -118,22 +118,19 @@ class HMM(GenerateMixin):
         out[batch.order] = num.log_likelihoods(scale)
         return out
 
-    def score(self, sequences: Sequences | Tensor) -> float | Tensor:
-        """Two readings, by the argument's type:
-
-        - a torch tensor of token ids (B, T), the `LanguageModel` contract → (B, T - 1) float64 on its
-          device: log p(x_t | x_<t) for t >= 1, the logs of the forward algorithm's scaling factors
-          (each row's sum plus log p(x_0) is its `log_likelihoods`). An impossible token gets -inf
-          and the conditionals after it are undefined (NaN).
-        - anything else (hmmlearn's `score`): one sequence or a list of sequences → their total
-          forward log-likelihood, a float.
-        """
-        if isinstance(sequences, Tensor):
-            x = self._token_array(sequences)  # (B, T)
-            start = np.broadcast_to(self.startprob, (len(x), self.n_states))  # (B, K)
-            _, log_scales = _forward_filter(start, self.transmat, self.emissionprob, x)  # (B, T)
-            return torch.from_numpy(log_scales[:, 1:]).to(sequences.device)
+    def score(self, sequences: Sequences) -> float:
+        """Total forward log-likelihood of one sequence or a list of sequences (hmmlearn's `score`)."""
         return float(self.log_likelihoods(sequences).sum())
+
+    def token_log_probs(self, tokens: Tensor) -> Tensor:
+        """The `LanguageModel` contract's scoring: token ids (B, T) → (B, T - 1) float64 on their
+        device, log p(x_t | x_<t) for t >= 1, the logs of the forward algorithm's scaling factors
+        (each row's sum plus log p(x_0) is its `log_likelihoods`). An impossible token gets -inf and
+        the conditionals after it are undefined (NaN)."""
+        x = self._token_array(tokens)  # (B, T)
+        start = np.broadcast_to(self.startprob, (len(x), self.n_states))  # (B, K)
+        _, log_scales = _forward_filter(start, self.transmat, self.emissionprob, x)  # (B, T)
+        return torch.from_numpy(log_scales[:, 1:]).to(tokens.device)
 
     # ----------------------------------------------------------------- the language-model contract
 

@@ -188,7 +188,7 @@ class MLPLM(nn.Module, GenerateMixin):
         logits = self.logits_of_windows(window)  # (B, V)
         return logits, (None if state is None else window)
 
-    def score(self, tokens: Tensor) -> Tensor:
+    def token_log_probs(self, tokens: Tensor) -> Tensor:
         """tokens (B, T) → (B, T − 1) log-probabilities, in nats, of tokens[:, 1:]."""
         logits, _ = self(tokens[:, :-1])  # (B, T−1, V)
         # The log-softmax in at least float32: half precision loses the small probabilities.

@@ -28,7 +28,7 @@ with NO_TOKEN (-1) where a row has fewer. In stream mode a NO_TOKEN slot is "bef
 next token is predicted from the shorter context it has, as `log_probs` does); with `boundary` it is
 the BOS padding (the row is the start of a sentence). `step` returns the V tokens' log-probabilities:
 with `boundary` those of the next token given that the sentence goes on (EOS dropped and the rest
-renormalised), so that every id the generation loop can draw is a token; `score` uses the same
+renormalised), so that every id the generation loop can draw is a token; `token_log_probs` uses the same
 distribution, so it is the log-softmax of `step`'s logits at every position.
 
 Dimensions: T positions (all streams concatenated) · V vocab · P outcomes (V, or V + 1 with EOS) ·
@@ -318,11 +318,11 @@ class NGramLM(GenerateMixin):
             logits = torch.from_numpy(np.log(probs)).to(device=tokens.device, dtype=torch.float32)
         return logits, (None if state is None else torch.from_numpy(contexts).to(state.device))
 
-    def score(self, tokens: Tensor) -> Tensor:
+    def token_log_probs(self, tokens: Tensor) -> Tensor:
         """tokens (B, T) → (B, T - 1) float64 on the tokens' device: the natural-log probability of
         tokens[:, t] (t >= 1) given up to L tokens before it in its row.
 
-        Each row is read from its start: in stream mode `score(x)[b]` equals `log_probs(x[b])[1:]`
+        Each row is read from its start: in stream mode `token_log_probs(x)[b]` equals `log_probs(x[b])[1:]`
         (-inf where p = 0, as there); with `boundary` the row starts a sentence and the probabilities
         are `step`'s (given that the sentence goes on).
         """

@@ -137,7 +137,7 @@ class RNNLM(GenerateMixin, nn.Module):
         logits, _, final = self(tokens, state=state, return_state=True)  # (B, T, V)
         return logits[:, -1], (None if state is None else final)
 
-    def score(self, tokens: Tensor) -> Tensor:
+    def token_log_probs(self, tokens: Tensor) -> Tensor:
         """tokens (B, T) → (B, T − 1): the natural-log probability of each token after the first,
         given every token before it (from the zero state)."""
         logits = self(tokens[:, :-1])[0]  # (B, T-1, V)

@@ -158,7 +158,7 @@ class TransformerLM(GenerateMixin, nn.Module):
         logits, _ = self(tokens, cache=state, last_only=True)  # (B, 1, V)
         return logits.squeeze(1), state  # (B, V)
 
-    def score(self, tokens: Tensor) -> Tensor:
+    def token_log_probs(self, tokens: Tensor) -> Tensor:
         """tokens (B, T ≤ block_size) → (B, T − 1): the natural-log probability of each token after the
         first, given the tokens before it."""
         logits = self(tokens[:, :-1])[0]  # (B, T-1, V)

@@ -213,7 +213,7 @@ class WaveNetLM(nn.Module, GenerateMixin):
         """tokens (B, T) → (logits at the last position (B, V), state); see `WaveNetStepper.step`."""
         return WaveNetStepper(self).step(tokens, state)
 
-    def score(self, tokens: Tensor) -> Tensor:
+    def token_log_probs(self, tokens: Tensor) -> Tensor:
         """tokens (B, T) → log-probabilities (B, T − 1), in nats, of tokens[:, 1:] given those before."""
         if tokens.shape[1] < 2:
             return tokens.new_zeros(tokens.shape[0], 0, dtype=self.tok_emb.weight.dtype)

@@ -52,7 +52,7 @@ def test_every_contract_model_is_traced_through_its_steps(tokenizer):
     for model in (NGramLM(3, tokenizer.vocab_size).fit(ids), HMM(3, tokenizer.vocab_size, seed=0).fit([ids], n_iter=3)):
         trace = trace_neurons(model, tokenizer, TEXT, top_k=2, units=lambda _m, _ids: {})
         assert list(trace.layers) == ["surprisal (bits)"] and len(trace.top_probs) == len(TEXT)
-        expected = -model.score(torch.tensor([ids]))[0] / math.log(2)  # the contract's scoring, in bits
+        expected = -model.token_log_probs(torch.tensor([ids]))[0] / math.log(2)  # the contract's scoring, in bits
         torch.testing.assert_close(trace.layers["surprisal (bits)"][1:, 0].double(), expected, atol=1e-4, rtol=1e-4)
 
 

@@ -1,6 +1,6 @@
 """NGramLM and HMM under the model contract (`seqlab.models.contract.LanguageModel`): `step` against
 the estimators' own distributions (`NGramLM.distribution`) and against brute-force enumeration over
-every state path (HMM) and the lectures' weather example, `score` against `log_probs` and
+every state path (HMM) and the lectures' weather example, `token_log_probs` against `log_probs` and
 `log_likelihoods`, the cached state against recompute, and generation through `GenerateMixin`."""
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def test_is_a_language_model(name: str, model: LanguageModel, vocab: int) -> Non
     assert model.block_size is None
 
 
-# ---- n-gram: step against `distribution`, score against `log_probs` -----------------------------------
+# ---- n-gram: step against `distribution`, token_log_probs against `log_probs` -----------------------------------
 
 @pytest.mark.parametrize("boundary", [False, True])
 @pytest.mark.parametrize("smoothing", ["kneser_ney", "add_k"])
@@ -148,13 +148,13 @@ def test_ngram_score_equals_log_probs(order: int, smoothing: str) -> None:
     lm = _ngram(order, smoothing, False)
     seed = SEED + 10 * order
     tokens = torch.from_numpy(np.random.default_rng(seed).integers(0, V, size=(4, 12)))  # (B, T)
-    scores = lm.score(tokens)
+    scores = lm.token_log_probs(tokens)
     assert scores.shape == (4, 11) and scores.dtype == torch.float64
     for b, row in enumerate(tokens.numpy()):
         np.testing.assert_array_equal(scores[b].numpy(), lm.log_probs(row)[1:], err_msg=f"seed={seed} row={b}")
 
 
-# ---- HMM: step against brute force and the weather example, score against log_likelihoods -------
+# ---- HMM: step against brute force and the weather example, token_log_probs against log_likelihoods -------
 
 def _brute_force_next(hmm: HMM, seq: list[int]) -> np.ndarray:
     """p(x_{T+1} = m | x_1..T) (M,) from P(x_1..T, m) summed over every state path of length T + 1."""
@@ -198,7 +198,7 @@ def test_hmm_weather_example_by_hand() -> None:
     expected = np.array([0.0090888, 0.01229928, 0.01222392]) / 0.033612
     np.testing.assert_allclose(state.numpy()[0] @ hmm.emissionprob, expected, rtol=1e-12)
     np.testing.assert_allclose(logits[0].double().exp().numpy(), expected, rtol=1e-6)
-    scores = hmm.score(tokens)  # log p(shop | walk), log p(clean | walk, shop)
+    scores = hmm.token_log_probs(tokens)  # log p(shop | walk), log p(clean | walk, shop)
     np.testing.assert_allclose(scores.numpy()[0], np.log([0.1038 / 0.3, 0.033612 / 0.1038]), rtol=1e-12)
 
 
@@ -207,7 +207,7 @@ def test_hmm_score_sums_to_log_likelihoods(K: int, M: int) -> None:
     seed = SEED + K
     hmm = HMM(K, M, seed=seed)
     tokens = torch.from_numpy(np.random.default_rng(seed).integers(0, M, size=(5, 40)))  # (B, T)
-    scores = hmm.score(tokens)
+    scores = hmm.token_log_probs(tokens)
     assert scores.shape == (5, 39) and scores.dtype == torch.float64
     log_first = np.log(hmm.startprob @ hmm.emissionprob[:, tokens[:, 0].numpy()])  # (B,) log p(x_0)
     np.testing.assert_allclose(scores.sum(1).numpy() + log_first, hmm.log_likelihoods(tokens.numpy()),
@@ -219,16 +219,16 @@ def test_hmm_impossible_token_raises_in_step() -> None:
     hmm = HMM(startprob=[1.0, 0.0], transmat=[[1.0, 0.0], [0.0, 1.0]], emissionprob=[[1.0, 0.0], [0.0, 1.0]])
     with pytest.raises(ValueError, match="token 1 at position 0 of row 1 has probability 0"):
         hmm.step(torch.tensor([[0], [1]]), None)
-    scores = hmm.score(torch.tensor([[0, 1, 0]]))
+    scores = hmm.token_log_probs(torch.tensor([[0, 1, 0]]))
     assert scores[0, 0] == -np.inf
 
 
-# ---- both: score agrees with step; the state continues like recompute -------------------------------
+# ---- both: token_log_probs agrees with step; the state continues like recompute -------------------------------
 
 @pytest.mark.parametrize("name,model,vocab", MODELS, ids=MODEL_IDS)
 def test_score_is_the_log_softmax_of_step(name: str, model: LanguageModel, vocab: int) -> None:
     tokens = torch.from_numpy(np.random.default_rng(SEED).integers(0, vocab, size=(3, 8)))  # (B, T)
-    scores = model.score(tokens)  # (B, T - 1)
+    scores = model.token_log_probs(tokens)  # (B, T - 1)
     for t in range(1, tokens.shape[1]):
         logits, _ = model.step(tokens[:, :t], None)  # (B, V)
         expected = torch.log_softmax(logits.double(), dim=-1).gather(1, tokens[:, t:t + 1])[:, 0]

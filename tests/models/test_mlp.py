@@ -117,7 +117,7 @@ def test_cached_generation_equals_recompute(variant, prompt_len):
 def test_score_is_the_log_probability_of_each_next_token():
     model = make_model(5)
     idx = torch.randint(VOCAB, (2, 8), generator=torch.Generator().manual_seed(5))
-    scores = model.score(idx)
+    scores = model.token_log_probs(idx)
     assert scores.shape == (2, 7)
     logits, _ = model(idx)
     for t in range(7):

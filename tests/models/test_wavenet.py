@@ -211,12 +211,12 @@ def test_loss_ignores_targets_of_minus_one():
 def test_score_is_the_log_probability_of_each_next_token():
     model = tiny(seed=18)
     idx = tokens((2, 15), seed=19)
-    scores = model.score(idx)
+    scores = model.token_log_probs(idx)
     assert scores.shape == (2, 14)
     logits, loss = model(idx[:, :-1], idx[:, 1:])
     torch.testing.assert_close(scores, logits.log_softmax(-1).gather(-1, idx[:, 1:, None]).squeeze(-1))
     torch.testing.assert_close(-scores.mean(), loss)
-    assert model.score(idx[:, :1]).shape == (2, 0)
+    assert model.token_log_probs(idx[:, :1]).shape == (2, 0)
 
 
 def test_trains_with_falling_loss_and_dropout_only_in_training():
