@@ -3,6 +3,7 @@
 import random
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +22,12 @@ def word_corpus():
         return path
 
     return write
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: a single intra-op thread avoids thread-pool overhead that dominates on busy machines."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -13,13 +13,7 @@ VARIANTS = [{"cell": c, "attention": a, "bidirectional": b}
             for c, a, b in itertools.product(("gru", "lstm"), ("bahdanau", "luong"), (True, False))]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a single intra-op thread avoids thread-pool overhead that dominates on busy machines."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.py
 
 
 def make_model(seed: int, **variant) -> Seq2SeqRNN:

@@ -21,13 +21,7 @@ VOCAB = 11
 TINY = WaveNetConfig(n_layer=4, kernel_size=3, dilation_cycle=3, d_embed=5, d_residual=6, d_skip=7)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a single intra-op thread avoids thread-pool overhead that dominates on busy machines."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.py
 
 
 def tiny(seed: int = 0, dtype: torch.dtype = torch.float64, **changes) -> WaveNetLM:

@@ -13,13 +13,7 @@ C_IN, C_OUT, B, T = 3, 5, 2, 23
 SHAPES = [(1, 1), (2, 1), (2, 4), (3, 2), (4, 3), (3, 9)]  # (kernel_size, dilation); (3, 9) reaches past T
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a single intra-op thread avoids thread-pool overhead that dominates on busy machines."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.py
 
 
 def build(kernel_size: int, dilation: int, bias: bool = True, seed: int = 0) -> tuple[CausalConv1d, nn.Conv1d]:
