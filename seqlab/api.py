@@ -66,8 +66,11 @@ TOKENIZER_FIT_CHARS = 100_000_000  # BPE and word tokenizers learn from at most 
 
 def _resolve(config: Config | str | Path, overrides: Sequence[str]) -> Config:
     if isinstance(config, Config):
-        return override(config, overrides) if overrides else config
-    return load_config(config, overrides)
+        config = override(config, overrides) if overrides else config
+    else:
+        config = load_config(config, overrides)
+    families.check_data(config)
+    return config
 
 
 def _default_out(config: Config | str | Path) -> Path:

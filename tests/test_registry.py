@@ -125,3 +125,12 @@ def test_a_run_written_with_every_familys_keys_still_loads():
 def test_an_unknown_family_lists_the_families():
     with pytest.raises(ConfigError, match="model.family = 'wavnet' is not allowed.*did you mean 'wavenet'"):
         load_config(None, ["model.family=wavnet"])
+
+
+def test_data_keys_of_the_other_kind_of_family_are_errors(capsys):
+    from seqlab.cli import main
+
+    assert main(["train", "shakespeare-char", "--data.task=reverse"]) == 2
+    assert "the seq2seq families (encoder_decoder, rnn_seq2seq) read" in capsys.readouterr().err
+    assert main(["train", "vaswani", "--data.sequences=lines"]) == 2
+    assert "data.sequences = 'lines' is for language models" in capsys.readouterr().err

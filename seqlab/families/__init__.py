@@ -42,9 +42,24 @@ def build_model(settings, vocab_size: int, *, source_vocab_size: int | None = No
     return get(settings.family).build_model(settings, vocab_size, source_vocab_size)
 
 
+def check_data(config) -> None:
+    """The `[data]` keys that belong to the other kind of family: pairs (data.task, data.pairs) for
+    the seq2seq families only, lines (data.sequences = "lines") for the language models only."""
+    family = get(config.model.family)
+    data = config.data
+    if not family.reads_pairs and (data.task or data.pairs):
+        key = "data.task" if data.task else "data.pairs"
+        pairs = ", ".join(f.name for f in FAMILIES.values() if f.reads_pairs)
+        raise ConfigError(f"{key} gives (source, target) pairs, which the seq2seq families ({pairs}) read; "
+                          f"model.family = {family.name!r} reads data.corpus")
+    if family.reads_pairs and data.sequences != "stream":
+        raise ConfigError(f"data.sequences = {data.sequences!r} is for language models; model.family = "
+                          f"{family.name!r} reads (source, target) pairs")
+
+
 def shorthands() -> dict[str, tuple[Family, Shorthand]]:
     """Every `seqlab compare --models` name, with its family and shorthand entry."""
     return {s.name: (f, s) for f in FAMILIES.values() for s in f.shorthand}
 
 
-__all__ = ["FAMILIES", "Family", "Shorthand", "build_model", "get", "shorthands"]
+__all__ = ["FAMILIES", "Family", "Shorthand", "build_model", "check_data", "get", "shorthands"]
