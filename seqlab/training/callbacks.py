@@ -13,7 +13,8 @@ points it calls the hooks of every callback in its list, in the list's order:
     on_step_end(trainer, loss)                after every step, its log and its evaluation; `loss` is the
                                               step's loss as a detached tensor (reading it waits for the device)
     on_checkpoint(trainer)                    after `trainer.save()` has written a checkpoint
-    on_fit_end(trainer, result)               after the last step, or the step a Ctrl-C stopped at
+    on_fit_end(trainer, result)               after the last step, or the step a signal (SIGINT, SIGTERM)
+                                              stopped at (`result.interrupted`)
 
 Callbacks run in the main process only (rank 0 under torchrun): the others compute the same numbers,
 and one process writes the run directory. `default_callbacks` is the set a Trainer gets unless it is
@@ -60,15 +61,19 @@ class Callback:
 
 class MetricsCallback(Callback):
     """metrics.csv (see `seqlab.training.metrics`): a `batch` row at each log, `train` and `val` rows
-    at each evaluation. A resumed run drops the rows after its checkpoint's step (it logs them again);
-    a fresh one, also one killed before its first checkpoint, starts the file over."""
+    at each evaluation. A resumed run drops the rows after its checkpoint's step (it logs them again),
+    and a damaged last line (a write cut short); a fresh one, also one killed before its first
+    checkpoint, starts the file over."""
 
     def __init__(self) -> None:
         self.metrics: MetricsLog | None = None  # opened in the trainer's run directory by its first hook
 
     def on_fit_start(self, trainer: Trainer, resumed: bool) -> None:
         self.metrics = MetricsLog(trainer.run_dir / "metrics.csv")
-        self.metrics.truncate_after(trainer.step if resumed else -1)
+        if resumed:
+            self.metrics.truncate_after(trainer.step)
+        else:
+            self.metrics.clear()
 
     def on_log(self, trainer: Trainer, loss: float) -> None:
         self._add(trainer, "batch", loss, accuracy=None)
@@ -109,7 +114,7 @@ class SampleCallback(Callback):
 
 class CheckpointCallback(Callback):
     """Checkpoints (`trainer.save()`): every `every` steps (never when 0), at the last step, and at
-    the step a Ctrl-C stopped at, so `--resume` can go on from there."""
+    the step a signal (SIGINT, SIGTERM) stopped at, so `--resume` can go on from there."""
 
     def __init__(self, every: int) -> None:
         self.every = every

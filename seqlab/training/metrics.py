@@ -6,48 +6,80 @@ every `log_every` steps, which the progress bar also shows. `accuracy` is the es
 accuracy (the fraction of targets the model's highest score predicts: next tokens for a language
 model, labels for a classifier), empty on batch rows; a file written before the column existed gains
 it, empty, when a run reopens it.
+
+Reading checks every line (the header, a whole row, a step, numbers where numbers go): a damaged
+file is a CheckpointError naming the line, never a traceback. `--resume` repairs one kind of damage
+itself: a last line cut short (a write that a kill, a power cut or a full disk interrupted) is
+dropped, with a warning, as the rows after the checkpoint are; damage anywhere else stops it, for
+the user to fix or delete that line (or the file, whose rows are only a record of the run).
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
+from seqlab.errors import CheckpointError
 from seqlab.files import atomic_path, atomic_write_text
 from seqlab.plots import pyplot, save_png
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ("step", "split", "loss", "perplexity", "bits_per_char", "accuracy", "tokens_per_sec", "lr",
            "elapsed_s")
 
 
 class MetricsLog:
-    """Appends rows to a CSV file, one flush per row so that a killed run keeps what it logged."""
+    """Appends rows to a CSV file, one flush per row so that a killed run keeps what it logged.
+    Opening it reads and writes nothing: the first `add` writes the header (or brings an older
+    file's header up to date)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        if not path.is_file():
-            atomic_write_text(path, ",".join(COLUMNS) + "\n")
-        else:
-            with open(path, encoding="utf-8", newline="") as handle:
-                header = handle.readline().strip().split(",")
-            if header != list(COLUMNS):  # an older run's file: rewrite it with today's columns
-                self._write(self.rows())
+        self._header_checked = False
 
     def add(self, *, step: int, split: str, loss: float, bits_per_char: float, tokens_per_sec: float,
             lr: float, elapsed_s: float, accuracy: float | None = None) -> None:
+        if not self._header_checked:
+            self._check_header()
         row = [step, split, f"{loss:.6f}", f"{math.exp(min(loss, 80.0)):.4f}", f"{bits_per_char:.6f}",
                "" if accuracy is None else f"{accuracy:.6f}", f"{tokens_per_sec:.1f}", f"{lr:.6g}",
                f"{elapsed_s:.2f}"]
         with open(self.path, "a", encoding="utf-8", newline="") as handle:
             csv.writer(handle).writerow(row)
 
+    def _check_header(self) -> None:
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            self.clear()
+        else:
+            with open(self.path, "rb") as handle:
+                header = handle.readline().decode("utf-8", errors="replace").strip().split(",")
+            if header != list(COLUMNS):  # an older run's file: rewrite it with today's columns
+                self._write(self.rows())
+        self._header_checked = True
+
     def rows(self) -> list[dict[str, str]]:
         return read_rows(self.path)
 
+    def clear(self) -> None:
+        """Start the file over: the header alone (a new run)."""
+        atomic_write_text(self.path, ",".join(COLUMNS) + "\n")
+        self._header_checked = True
+
     def truncate_after(self, step: int) -> None:
-        """Drop rows logged after `step` (a resumed run logs them again)."""
-        self._write([row for row in self.rows() if int(row["step"]) <= step])
+        """Drop rows logged after `step` (a resumed run logs them again), and a damaged last line
+        (a write cut short), with a warning; other damage is a CheckpointError."""
+        rows, damage = _parse(self.path)
+        if damage is not None and not damage.last:
+            raise damage.error(self.path)
+        if damage is not None:
+            log.warning("%s: dropped its line %d, damaged (%s): a write cut short", self.path, damage.line,
+                        damage.reason)
+        self._write([row for row in rows if int(row["step"]) <= step])
+        self._header_checked = True
 
     def _write(self, rows: list[dict[str, str]]) -> None:
         with atomic_path(self.path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
@@ -61,12 +93,82 @@ class MetricsLog:
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
-    """The rows of a metrics file, as strings by column name; none when there is no file."""
+    """The rows of a metrics file, as strings by column name; none when there is no file. A damaged
+    file is a CheckpointError that names the line."""
+    rows, damage = _parse(path)
+    if damage is not None:
+        raise damage.error(path)
+    return rows
+
+
+@dataclass
+class _Damage:
+    line: int  # from 1, the header's
+    reason: str
+    last: bool  # the file's last line: a write cut short
+
+    def error(self, path: Path) -> CheckpointError:
+        return CheckpointError(f"{path} is damaged at line {self.line} ({self.reason}): fix or delete that line "
+                               f"(or the file: its rows are only a record of the run)")
+
+
+_REQUIRED = ("step", "split", "loss")
+
+
+def _parse(path: Path) -> tuple[list[dict[str, str]], _Damage | None]:
+    """The file's valid rows, up to the first damaged line, and that line's damage (None when none)."""
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            return list(csv.DictReader(handle))
+        lines = path.read_bytes().split(b"\n")
     except FileNotFoundError:
-        return []
+        return [], None
+    if lines[-1] == b"":
+        lines.pop()
+    if not lines:
+        return [], None
+    header, problem = _fields(lines[0])
+    if problem is None and not (set(_REQUIRED) <= set(header) <= set(COLUMNS) and len(set(header)) == len(header)):
+        problem = "not a metrics.csv header"
+    if problem is not None:
+        return [], _Damage(1, problem, last=len(lines) == 1)
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        fields, problem = _fields(line)
+        if problem is None:
+            row = dict(zip(header, fields))
+            problem = _row_problem(row) if len(fields) == len(header) else (
+                f"{len(fields)} fields, the header has {len(header)}")
+        if problem is not None:
+            return rows, _Damage(number, problem, last=number == len(lines))
+        rows.append(row)
+    return rows, None
+
+
+def _fields(line: bytes) -> tuple[list[str], str | None]:
+    try:
+        text = line.rstrip(b"\r").decode("utf-8")
+        return next(csv.reader([text]), []), None
+    except UnicodeDecodeError:
+        return [], "not UTF-8 text"
+    except csv.Error as exc:
+        return [], str(exc)
+
+
+def _row_problem(row: dict[str, str]) -> str | None:
+    """What is wrong with a row, if anything: a step that is not a whole number, no split, a loss or
+    another number that is not one."""
+    if not (row["step"].isascii() and row["step"].isdigit()):
+        return f"step {row['step']!r} is not a whole number"
+    if not row["split"].isidentifier():
+        return f"split {row['split']!r} is not a name"
+    for column in COLUMNS[2:]:
+        value = row.get(column, "")
+        if value == "" and column != "loss":
+            continue
+        try:
+            float(value)
+        except ValueError:
+            return f"{column} {value!r} is not a number"
+    return None
 
 
 def plot_losses(rows: list[dict[str, str]], path: Path, title: str = "") -> None:

@@ -5,7 +5,8 @@ so one core taken by another process stalls all of them. Sampling the `shakespea
 2 cores was measured falling from 776 to 5 tokens/s when another process held a core, while one
 thread kept 638. The policy:
 
-- a number asked for (`--threads N`, `train.threads = N`) is used as is;
+- a number asked for (`--threads N`, `train.threads = N`) is used as is, up to the cores this process
+  may run on (more is clamped to them, with a warning: extra threads only wait for each other);
 - otherwise the cores this process may run on (its CPU affinity) that other processes are not busy
   on right now (a 50 ms look at /proc/stat; the 1-minute load average where that is missing);
 - re-decided every few seconds of a long training run (`ThreadGovernor`), as other processes
@@ -142,10 +143,26 @@ def choose_threads(requested: int = 0, *, params: int = 0, tokens: int = 1, proc
 
 def _fixed(requested: int, params: int, tokens: int) -> int | None:
     """The thread count when it does not depend on the machine's load: asked for (the command line
-    first), or one for small work; None when it does."""
+    first, at most the cores), or one for small work; None when it does."""
     if _COMMAND_LINE > 0 or requested > 0:
-        return _COMMAND_LINE or requested
+        return capped(_COMMAND_LINE or requested)
     return 1 if params * tokens < SMALL_WORK else None
+
+
+_WARNED: set[tuple[int, int]] = set()  # (asked, cores) already warned about
+
+
+def capped(asked: int) -> int:
+    """`asked` threads, or the cores this process may run on when that is fewer, with a warning
+    (once per value): threads beyond the cores only wait for each other, and a count such as
+    100000 would exhaust the host's threads for every process."""
+    cores = available_cores()
+    if asked <= cores:
+        return asked
+    if (asked, cores) not in _WARNED:
+        _WARNED.add((asked, cores))
+        log.warning("%d threads asked for, but this process may run on %d core(s): using %d", asked, cores, cores)
+    return cores
 
 
 def use_threads(requested: int = 0, *, params: int = 0, tokens: int = 1, processes: int = 1) -> int:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,11 +32,14 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from seqlab.config import TrainConfig
 from seqlab.data.batches import BatchSource
+from seqlab.errors import CheckpointError
+from seqlab.seeds import torch_generator
 from seqlab.training import distributed, precision
 from seqlab.training.callbacks import Callback, default_callbacks
 from seqlab.training.checkpoint import latest_checkpoint, save_checkpoint
 from seqlab.training.distributed import SINGLE, World
 from seqlab.training.optim import build_optimizer, learning_rate
+from seqlab.training.signals import STOP_SIGNALS, StopSignals
 from seqlab.training.threads import ThreadGovernor
 
 log = logging.getLogger(__name__)
@@ -47,32 +48,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainResult:
     step: int
-    interrupted: bool
+    interrupted: bool  # stopped by a signal before max_steps (with a checkpoint at `step`, by default)
     val_loss: float | None
     tokens_per_sec: float
-
-
-class _StopFlag:
-    """The first Ctrl-C asks the loop to checkpoint and stop at the end of the step; a second one aborts."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
-
-    def __enter__(self) -> "_StopFlag":
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        log.warning("interrupted: saving a checkpoint at the end of this step (Ctrl-C again to abort)")
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+    signal: int | None = None  # the signal that interrupted it
 
 
 def _callback_list(config: TrainConfig, sampler: Callable[[nn.Module], str] | None,
@@ -116,7 +95,7 @@ class Trainer:
         self.dtype = precision.resolve_dtype(config.dtype, device)
         self.scaler = precision.grad_scaler(device, self.dtype)
         self.optimizer = build_optimizer(self.model, config, device)
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.generator = torch_generator(config.seed)  # any integer seed: seqlab.seeds
         self.step = 0
         self.tokens_seen = 0  # over all processes
         self.train_seconds = 0.0
@@ -158,7 +137,8 @@ class Trainer:
             callback.on_checkpoint(self)
 
     def restore(self) -> bool:
-        """Continue from the run's latest checkpoint; False when there is none."""
+        """Continue from the run's latest checkpoint; False when there is none. Every file of it is
+        checked before anything is restored (`seqlab.training.checkpoint`)."""
         checkpoint = latest_checkpoint(self.run_dir)
         if checkpoint is None:
             return False
@@ -166,9 +146,13 @@ class Trainer:
         self.generator.set_state(rng["batches"])
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
+            try:
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+            except RuntimeError as exc:
+                raise CheckpointError(f"{checkpoint.folder / 'rng.safetensors'}: 'cuda' is no CUDA generator's "
+                                      f"state ({exc})") from None
         self.step = checkpoint.step
-        self.tokens_seen = int(checkpoint.trainer.get("tokens_seen", 0))
+        self.tokens_seen = checkpoint.trainer.get("tokens_seen", 0)
         self.train_seconds = float(checkpoint.trainer.get("train_seconds", 0.0))
         if self.scaler is not None and "grad_scaler" in checkpoint.trainer:
             self.scaler.load_state_dict(checkpoint.trainer["grad_scaler"])
@@ -182,7 +166,7 @@ class Trainer:
         """(mean loss, top-1 accuracy) over `eval_steps` batches, the same batches at every evaluation.
         The accuracy counts the targets (all but -1, padding) that the output's highest score
         predicts; it is None when the output is not one score vector per target."""
-        generator = torch.Generator().manual_seed(self.config.seed + 1)
+        generator = torch_generator(self.config.seed + 1)
         was_training = self.model.training
         self.model.eval()
         total = torch.zeros((), device=self.device)
@@ -309,35 +293,51 @@ class Trainer:
         if self.threads is not None:
             self.threads.check()
 
-    def _stop_requested(self, stop: _StopFlag) -> bool:
-        """Whether to stop after this step because of a Ctrl-C. Under torchrun the processes agree
-        at each log step, so all of them stop at the same step when any was asked to."""
+    def _stop_signal(self, stop: StopSignals) -> int | None:
+        """The signal to stop after this step for, if any. Under torchrun the processes agree at each
+        log step, so all of them stop at the same step when any was signalled (SIGINT before SIGTERM
+        when processes got different ones)."""
         if not self.world.distributed:
-            return stop.requested
+            return stop.signum
         if not self.due(self.config.log_every):
-            return False
-        flag = torch.tensor(float(stop.requested), device=self.device)
-        return distributed.total(flag, self.world).item() > 0
+            return None
+        received = torch.tensor([float(stop.signum == s) for s in STOP_SIGNALS], device=self.device)
+        counts = distributed.total(received, self.world).tolist()
+        return next((s for s, count in zip(STOP_SIGNALS, counts) if count > 0), None)
 
     def fit(self, resume: bool = False) -> TrainResult:
-        """Train to `max_steps`, from the latest checkpoint when `resume` and there is one."""
+        """Train to `max_steps`, from the latest checkpoint when `resume` and there is one. A `step`
+        set before `fit` (weights loaded without a checkpoint: `--from-weights`) is gone on from, as a
+        resumed run.
+
+        SIGINT or SIGTERM (`seqlab.training.signals`) stops the loop at the end of its step: the
+        result is then `interrupted`, with the `signal`, and the default callbacks checkpoint it."""
         config = self.config
-        resumed = resume and self.restore()
-        for callback in self.callbacks:
-            callback.on_fit_start(self, resumed)
-        if not resumed:
-            self.evaluate()
-        val_loss = None
+        # Open from the start, so that a signal during the restore or the first evaluation is kept.
+        with StopSignals() as stop:
+            resumed = (resume and self.restore()) or self.step > 0
+            for callback in self.callbacks:
+                callback.on_fit_start(self, resumed)
+            if not resumed:
+                self.evaluate()
+            result = self._loop(stop)
+            for callback in self.callbacks:
+                callback.on_fit_end(self, result)
+        return result
+
+    def _loop(self, stop: StopSignals) -> TrainResult:
+        """Steps to `max_steps`, or to the end of the step a signal came in."""
+        config = self.config
+        val_loss, signum = None, None
         self.model.train()
         # disable=None: tqdm draws the bar only on a terminal; logs (eval lines) go through it meanwhile.
         bar = tqdm(total=config.max_steps, initial=self.step, desc=self.title or "train", unit="step",
                    disable=None if self.progress else True, dynamic_ncols=True, leave=True)
-        with _StopFlag() as stop, bar, logging_redirect_tqdm(loggers=[logging.getLogger("seqlab")]):
-            stopping = False
-            while self.step < config.max_steps and not stopping:
+        with bar, logging_redirect_tqdm(loggers=[logging.getLogger("seqlab")]):
+            while self.step < config.max_steps and signum is None:
                 start = time.perf_counter()
                 loss = self._train_step()
-                stopping = self._stop_requested(stop)
+                signum = self._stop_signal(stop)
                 self.train_seconds += time.perf_counter() - start  # logs, evaluations, callbacks: not training time
                 bar.update(1)
                 if self.due(config.log_every):
@@ -346,8 +346,6 @@ class Trainer:
                     val_loss = self.evaluate()
                 for callback in self.callbacks:
                     callback.on_step_end(self, loss)
-            result = TrainResult(step=self.step, interrupted=stopping, val_loss=val_loss,
-                                 tokens_per_sec=self.tokens_per_sec)
-            for callback in self.callbacks:
-                callback.on_fit_end(self, result)
-        return result
+        interrupted = signum is not None and self.step < config.max_steps  # a signal at the last step: finished
+        return TrainResult(step=self.step, interrupted=interrupted, val_loss=val_loss,
+                           tokens_per_sec=self.tokens_per_sec, signal=signum if interrupted else None)

@@ -108,8 +108,10 @@ def test_ctrl_c_stops_every_rank_at_one_step_with_a_checkpoint(tmp_path, word_co
     assert len(steps) >= 5, err[-3000:]
     latest = json.loads((run_dir / "state" / "latest.json").read_text(encoding="utf-8"))
     assert latest["step"] == steps[-1] < 100000  # stopped, and the checkpoint is of the last step taken
-    assert err.count("interrupted: saving a checkpoint") == 1  # rank 0 speaks for both
-    assert out.count("run saved in") == 1
+    assert err.count("SIGINT: saving a checkpoint") == 1  # rank 0 speaks for both
+    assert err.count(f"interrupted by SIGINT at step {steps[-1]}, checkpoint saved; continue with: seqlab train "
+                     f"--out {run_dir} --resume") == 1
+    assert "run saved in" not in out  # not finished
     # the run goes on from there, under torchrun again
     _seqlab("train", "--out", str(run_dir), "--resume", "--no-progress", f"--train.max_steps={steps[-1] + 3}",
             processes=2)
