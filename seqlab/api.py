@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import time
@@ -21,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqlab import families, seq2seq
+from seqlab import families, rundir, seq2seq
+from seqlab.budget import check_budget, check_generation
 from seqlab.config import Config, SampleConfig, load_config, override
 from seqlab.data import (
     Corpus,
@@ -36,19 +38,22 @@ from seqlab.data import (
     prepare_tokens,
     split_corpus,
 )
-from seqlab.errors import SeqlabError
+from seqlab.errors import SeqlabError, TokenizerError, TrainingInterrupted
 from seqlab.families import build_model
 from seqlab.families.common import evaluation_context
-from seqlab.generate.sampling import generate, iter_generate
+from seqlab.generate.sampling import iter_generate
 from seqlab.generate.stream import TextStream
 from seqlab.models.contract import LanguageModel, model_device
 from seqlab.runs import (
+    check_resumable,
     load_run,
-    prepare_run_dir,
+    missing_state,
     read_config,
     read_tokenizer,
+    run_step,
     write_run_files,
 )
+from seqlab.seeds import generator_seed
 from seqlab.tokenizers import (
     CharTokenizer,
     Tokenizer,
@@ -56,8 +61,11 @@ from seqlab.tokenizers import (
     train_tokenizer,
 )
 from seqlab.training import Trainer, distributed, resolve_device
+from seqlab.training.callbacks import default_callbacks
+from seqlab.training.checkpoint import load_weights
 from seqlab.training.metrics import MetricsLog
 from seqlab.training.threads import ThreadGovernor, use_threads
+from seqlab.training.trainer import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -112,32 +120,91 @@ def _resume_config(run_dir: Path, overrides: Sequence[str]) -> Config:
     return config
 
 
+def _run_config(config: Config | str | Path, run_dir: Path, overrides: Sequence[str], *, resume: bool,
+                overwrite: bool, from_weights: bool, main: bool) -> tuple[Config, Tokenizer | None, bool]:
+    """The config of the run to train in `run_dir`, its tokenizer when the run there is continued
+    (else None), and whether it is. Refuses, before any long work, a run directory that a new run
+    would take without `overwrite`."""
+    if resume and (run_dir / "config.toml").is_file():
+        return _resume_config(run_dir, overrides), read_tokenizer(run_dir), True
+    if from_weights:
+        raise SeqlabError(f"--from-weights continues the weights of a run: it goes with --resume, and {run_dir} "
+                          f"holds no run")
+    if resume and main:
+        log.warning("%s has no run to resume: starting a new one", run_dir)
+    config = _resolve(config, overrides)
+    if main:
+        rundir.check_new(run_dir, overwrite=overwrite)
+    return config, None, False
+
+
+def _check_resume(run_dir: Path, from_weights: bool) -> None:
+    """Refuse to resume what cannot be continued as it was (`seqlab.runs.check_resumable`); say so
+    when the run has no checkpoint yet and starts from step 0."""
+    check_resumable(run_dir, from_weights=from_weights)
+    if not from_weights and missing_state(run_dir) is not None:
+        log.warning("%s has nothing trained yet (no checkpoint, no weights): training it from step 0", run_dir)
+
+
+def _weights_step(model: nn.Module, run_dir: Path) -> int:
+    """`--resume --from-weights`: load the run's weights into `model`; returns the step they were
+    saved at (0 when not recorded), where training goes on with a fresh optimizer."""
+    load_weights(model, run_dir / "model.safetensors")
+    step = run_step(run_dir) or 0
+    log.warning("continuing %s from its weights at step %d with a fresh optimizer and random state "
+                "(--from-weights)", run_dir, step)
+    return step
+
+
 def train(config: Config | str | Path, *, out: str | Path | None = None, overrides: Sequence[str] = (),
-          resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
+          resume: bool = False, overwrite: bool = False, from_weights: bool = False, progress: bool = True) -> Path:
     """Train a model from a Config, a TOML file or a preset name; returns its run directory.
 
+    The run directory is locked first and for the whole training (`seqlab.rundir`), so a second
+    trainer is refused at once; everything the run needs (config, corpus, tokenizer, device, model)
+    is then checked before anything in the directory is created or replaced; the run `overwrite`
+    replaces is kept aside until the new run's first checkpoint (and put back if it fails before).
+    `resume` continues from the run's checkpoint, and refuses a run whose weights exist but whose
+    checkpoint is missing; `from_weights` (with `resume`) continues from the weights alone, with a
+    fresh optimizer, at the step they were saved at.
+
+    SIGINT (Ctrl-C) or SIGTERM stops the training at the end of its step with a checkpoint, and
+    then raises `seqlab.errors.TrainingInterrupted` (its `signum`, `step`, and `exit_status` 130 or
+    143): an interrupted run never returns as if finished (`seqlab.training.signals`).
+
     Under torchrun (several processes) each process trains its share of every batch and rank 0
-    alone writes the run directory (see `seqlab.training.distributed`)."""
+    alone holds and writes the run directory (see `seqlab.training.distributed`)."""
     world = distributed.world_from_env()
     if not world.main:  # rank 0 reports for every process; the others' failures still raise
         logging.getLogger("seqlab").setLevel(max(logging.ERROR, logging.getLogger("seqlab").level))
     run_dir = Path(out) if out is not None else _default_out(config)
-    tokenizer = None
-    if resume and (run_dir / "config.toml").is_file():
-        config = _resume_config(run_dir, overrides)
-        tokenizer = read_tokenizer(run_dir)
-    else:
-        if resume and world.main:
-            log.warning("%s has no run to resume: starting a new one", run_dir)
-        config = _resolve(config, overrides)
-        if world.main:
-            prepare_run_dir(run_dir, overwrite=overwrite)
-    family = families.get(config.model.family)
-    if not family.trained:  # fitted by counting or EM: no trainer, no checkpoints
-        if world.distributed:
-            raise SeqlabError(f"model.family = {family.name!r} is fitted in one process: run it without torchrun")
-        _fit_run(config, family, run_dir)
-        return run_dir
+    with rundir.claim(run_dir, held=world.main) as claim:
+        config, tokenizer, continuing = _run_config(config, run_dir, overrides, resume=resume, overwrite=overwrite,
+                                                    from_weights=from_weights, main=world.main)
+        family = families.get(config.model.family)
+        if not family.trained:  # fitted by counting or EM: no trainer, no checkpoints
+            if world.distributed or from_weights:
+                raise SeqlabError(f"model.family = {family.name!r} is fitted in one pass, in one process: run it "
+                                  f"without torchrun and --from-weights")
+            if continuing:
+                log.warning("a %s run is fitted in one pass: --resume fits %s again", family.name, run_dir)
+            _fit_run(config, family, run_dir, claim)
+            return run_dir
+        if continuing and world.main:
+            _check_resume(run_dir, from_weights)
+        result = _train_model(config, family, tokenizer, run_dir, claim, world=world, continuing=continuing,
+                              from_weights=from_weights, progress=progress)
+    if result.interrupted:  # by SIGINT or SIGTERM, after its checkpoint: the caller must know it did not finish
+        raise TrainingInterrupted(result.signal, result.step, run_dir)
+    return run_dir
+
+
+def _train_model(config: Config, family: families.Family, tokenizer: Tokenizer | None, run_dir: Path,
+                 claim: rundir.RunClaim, *, world: distributed.World, continuing: bool, from_weights: bool,
+                 progress: bool) -> TrainResult:
+    """Everything a trained family's run needs, checked (device, data, tokenizer, budget, model);
+    then the run directory written (`claim.start`) and the model trained into it."""
+    device = resolve_device(config.train.device)
     if family.reads_pairs:
         tokenizer, batches, val_pairs = seq2seq.seq2seq_batches(config, tokenizer)
         sampler = lambda m: seq2seq.sample_translations(m, tokenizer, val_pairs[:3])  # noqa: E731
@@ -145,11 +212,14 @@ def train(config: Config | str | Path, *, out: str | Path | None = None, overrid
         tokenizer, data = _lm_data(config, tokenizer)
         batches = _line_batches(config, family, data) if isinstance(data, LineData) else family.batches(config, data)
         sampler = lambda m: _eval_sample(m, tokenizer, config)  # noqa: E731
+    check_budget(config, tokenizer.vocab_size, source_vocab_size=source_vocab_size(tokenizer))  # before building
+    torch.manual_seed(generator_seed(config.train.seed))
+    model = build_model(config.model, tokenizer.vocab_size, source_vocab_size=source_vocab_size(tokenizer))
+    start_step = _weights_step(model, run_dir) if from_weights else None
+    claim.start(fresh=not continuing)  # everything is checked: from here on the run directory changes
     if world.main:
         write_run_files(run_dir, config, tokenizer)
-    torch.manual_seed(config.train.seed)
-    model = build_model(config.model, tokenizer.vocab_size, source_vocab_size=source_vocab_size(tokenizer))
-    device = distributed.start(world, resolve_device(config.train.device))
+    device = distributed.start(world, device)
     n_params = sum(p.numel() for p in model.parameters())
     step_tokens = config.train.batch_size * (config.model.block_size or 1) // world.size
     threads = use_threads(config.train.threads, params=n_params, processes=world.size, tokens=step_tokens)
@@ -158,16 +228,21 @@ def train(config: Config | str | Path, *, out: str | Path | None = None, overrid
     # A single process on the CPU keeps adapting its threads to the machine; distributed ones keep their share.
     governor = (ThreadGovernor(config.train.threads, params=n_params, tokens=step_tokens)
                 if device.type == "cpu" and not world.distributed else None)
+    trainer = None
     try:
         trainer = Trainer(model, batches, config.train, run_dir, device=device, progress=progress,
-                          sampler=sampler, title=run_dir.name, world=world, threads=governor)
-        result = trainer.fit(resume=resume)
+                          callbacks=[*default_callbacks(config.train, sampler), claim.callback()],
+                          title=run_dir.name, world=world, threads=governor)
+        if start_step is not None:
+            trainer.step = start_step  # fit goes on from there, as from a checkpoint
+        return trainer.fit(resume=continuing and not from_weights)
     finally:
+        # DDP's reducer goes before its process group: freed after it, it would join gloo's threads
+        # holding the GIL, which one of them may need (a deadlock at exit; pytorch/pytorch#56297).
+        trainer = None
+        if world.distributed:
+            gc.collect()
         distributed.stop(world)
-    if result.interrupted:
-        log.warning("stopped at step %d with a checkpoint; continue with: seqlab train --out %s --resume",
-                    result.step, run_dir)
-    return run_dir
 
 
 def _lm_data(config: Config, tokenizer: Tokenizer | None) -> tuple[Tokenizer, TokenData | LineData]:
@@ -198,15 +273,24 @@ def _line_batches(config: Config, family: families.Family, data: LineData) -> Li
                        max_len=family.line_limit(settings))
 
 
-def _fit_run(config: Config, family: families.Family, run_dir: Path) -> None:
+def _fit_run(config: Config, family: families.Family, run_dir: Path, claim: rundir.RunClaim) -> None:
     """Fit a counted or EM-fitted family to the training split, save it in `run_dir` and log its
-    validation loss as one `val` row of metrics.csv."""
+    validation loss as one `val` row of metrics.csv. What `run_dir` held is replaced (always: a fit
+    starts afresh), once the new model is saved."""
     tokenizer, data = _lm_data(config, None)
+    claim.start(fresh=True)
     write_run_files(run_dir, config, tokenizer)
     start = time.perf_counter()
     model = family.fit(config, data, tokenizer.vocab_size)
     seconds = time.perf_counter() - start
     family.save(model, run_dir)
+    _log_fit(config, family, model, data, run_dir, seconds)
+    claim.commit()
+
+
+def _log_fit(config: Config, family: families.Family, model, data: TokenData | LineData, run_dir: Path,
+             seconds: float) -> None:
+    """The fitted model's validation loss, logged and written as the `val` row of metrics.csv."""
     if isinstance(data, LineData):
         total, count = family.score_lines(model, data.val, data.boundary, config.model)
         scores = _scores(total, count, count, data.val_chars)
@@ -246,9 +330,11 @@ def load(run_dir: str | Path, device: str = "cpu") -> tuple[LanguageModel, Token
 
 
 def prompt_ids(tokenizer: Tokenizer, prompt: str, block_size: int | None) -> list[int]:
-    """The prompt's token ids; an empty prompt starts from a newline, as nanoGPT's sampler does.
-    A model with `block_size` None (recurrent) takes the whole prompt."""
-    ids = tokenizer.encode(prompt or "\n")
+    """The prompt's token ids. An empty prompt starts from a newline, as nanoGPT's sampler does, when
+    the vocabulary has one (its ids decode to exactly "\\n"); otherwise (a char vocabulary of a
+    text without newlines) from token id 0, the first token of the vocabulary, so sampling always
+    has a start. A model with `block_size` None (recurrent) takes the whole prompt."""
+    ids = tokenizer.encode(prompt) if prompt else _start_ids(tokenizer)
     if block_size is not None and len(ids) > block_size:
         log.warning("the prompt has %d tokens and the model's context is %d: only its last %d are used",
                     len(ids), block_size, block_size)
@@ -256,10 +342,23 @@ def prompt_ids(tokenizer: Tokenizer, prompt: str, block_size: int | None) -> lis
     return ids
 
 
+def _start_ids(tokenizer: Tokenizer) -> list[int]:
+    """The ids of a newline where the vocabulary has one, else [0] (see `prompt_ids`)."""
+    try:
+        ids = tokenizer.encode("\n")
+    except TokenizerError:  # a char vocabulary without "\n"
+        return [0]
+    return ids if ids and tokenizer.decode(ids) == "\n" else [0]  # not an unknown token standing for it
+
+
 def stream_sample(model: nn.Module, tokenizer: Tokenizer, options: SampleConfig, *, use_cache: bool = True,
                   sample_index: int = 0, echo_prompt: bool = False) -> Iterator[str]:
-    """Text of one sample as it is generated, ending at `options.stop`; the prompt first if `echo_prompt`."""
+    """Text of one sample as it is generated, ending at `options.stop`; the prompt first if `echo_prompt`.
+    It holds a bounded amount of memory however many tokens it makes (the loop keeps the model's
+    context, the stream the text it has not yielded yet)."""
     ids = prompt_ids(tokenizer, options.prompt, model.block_size)
+    check_generation(model, tokenizer.vocab_size, rows=1, prompt_tokens=len(ids),
+                     new_tokens=options.max_new_tokens, keep_all=False)
     if echo_prompt and options.prompt:
         yield options.prompt
     idx = torch.tensor([ids], dtype=torch.long, device=model_device(model))
@@ -267,31 +366,72 @@ def stream_sample(model: nn.Module, tokenizer: Tokenizer, options: SampleConfig,
     tokens = iter_generate(model, idx, options.max_new_tokens, temperature=options.temperature,
                            top_k=options.top_k or None, top_p=options.top_p, use_cache=use_cache,
                            seed=options.seed + sample_index)
-    for column in tokens:
-        piece = stream.push(column.tolist())
-        if piece:
-            yield piece
-        if stream.stopped:
-            break
+    try:
+        for column in tokens:
+            piece = stream.push(column.tolist())
+            if piece:
+                yield piece
+            if stream.stopped:
+                break
+    finally:
+        tokens.close()  # the model's train/eval mode back now, not when the iterator is collected
     tail = stream.flush()
     if tail:
         yield tail
+
+
+SAMPLE_CHUNK = 32  # new tokens `sample_many` decodes at a time: how soon after its stop string a row is seen
 
 
 def sample_many(model: nn.Module, tokenizer: Tokenizer, options: SampleConfig, *,
                 use_cache: bool = True) -> list[str]:
     """`options.num_samples` samples after the same prompt, generated together as one batch (one
     forward per token for all of them), each cut after `options.stop`. Rows draw from one seeded
-    generator, so the samples differ from those `stream_sample` draws one at a time."""
+    generator, so the samples differ from those `stream_sample` draws one at a time.
+
+    Each row is decoded as its tokens arrive and stops at its stop string; the batch ends when every
+    row has stopped (or at `max_new_tokens`). Sizes are checked first (`seqlab.budget`): without a
+    stop string every row keeps all its tokens; with one, rows keep their text until they stop, and
+    a batch that fills the memory before they all do ends with an error."""
     ids = prompt_ids(tokenizer, options.prompt, model.block_size)
-    idx = torch.tensor([ids] * options.num_samples, dtype=torch.long, device=model_device(model))  # (N, T)
-    out = generate(model, idx, options.max_new_tokens, temperature=options.temperature,
-                   top_k=options.top_k or None, top_p=options.top_p, use_cache=use_cache, seed=options.seed)
-    texts = []
-    for row in out[:, len(ids):].tolist():
-        stream = TextStream(tokenizer, stop=options.stop)
-        texts.append(options.prompt + stream.push(row) + stream.flush())
-    return texts
+    n = options.num_samples
+    limit = check_generation(model, tokenizer.vocab_size, rows=n, prompt_tokens=len(ids),
+                             new_tokens=options.max_new_tokens, keep_all=not options.stop)
+    idx = torch.tensor([ids], dtype=torch.long, device=model_device(model)).expand(n, -1)  # (N, T)
+    streams = [TextStream(tokenizer, stop=options.stop) for _ in range(n)]
+    texts = [[options.prompt] for _ in range(n)]
+    columns = iter_generate(model, idx, options.max_new_tokens, temperature=options.temperature,
+                            top_k=options.top_k or None, top_p=options.top_p, use_cache=use_cache,
+                            seed=options.seed)
+    block: list[Tensor] = []  # the new columns (N,) not decoded yet
+    kept = 0  # tokens taken by rows that had not stopped
+    try:
+        for made, column in enumerate(columns, 1):
+            block.append(column)
+            if len(block) < SAMPLE_CHUNK and made < options.max_new_tokens:
+                continue
+            kept += _push_rows(streams, texts, torch.stack(block, dim=1).tolist())  # (N, chunk)
+            block.clear()
+            if options.stop and all(stream.stopped for stream in streams):
+                break
+            if limit is not None and kept > limit:
+                raise SeqlabError(f"the {n:,} samples hold {kept:,} tokens and not all of them reached the stop "
+                                  f"string {options.stop!r}: this machine has room for about {limit:,}; "
+                                  f"lower max_new_tokens or num_samples")
+    finally:
+        columns.close()
+    return ["".join(text) + stream.flush() for text, stream in zip(texts, streams)]
+
+
+def _push_rows(streams: list[TextStream], texts: list[list[str]], rows: list[list[int]]) -> int:
+    """Each row's new tokens into its stream and its text's pieces, skipping rows that stopped;
+    returns how many tokens the others took."""
+    taken = 0
+    for stream, text, row in zip(streams, texts, rows):
+        if not stream.stopped:
+            text.append(stream.push(row))
+            taken += len(row)
+    return taken
 
 
 @torch.inference_mode()

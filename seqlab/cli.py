@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from seqlab.errors import SeqlabError
+from seqlab.errors import SeqlabError, TrainingInterrupted
 
 log = logging.getLogger("seqlab")
 
@@ -28,8 +28,10 @@ def _train(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab import api
     if args.config is None and not args.resume:
         raise SeqlabError("train needs a config file or preset name (see 'seqlab presets')")
+    if args.from_weights and not args.resume:
+        raise SeqlabError("--from-weights continues a run from its weights: add --resume")
     run_dir = api.train(args.config or "run", out=args.out, overrides=overrides, resume=args.resume,
-                        overwrite=args.overwrite, progress=not args.no_progress)
+                        overwrite=args.overwrite, from_weights=args.from_weights, progress=not args.no_progress)
     from seqlab.training.distributed import world_from_env
     if world_from_env().main:  # under torchrun, rank 0 speaks for all
         print(f"run saved in {run_dir}  (next: seqlab sample {run_dir})")
@@ -78,6 +80,13 @@ def _sample(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+def _check_sampling(args: argparse.Namespace) -> None:
+    """translate's sampling options, checked as [sample] checks them: a bad one is a one-line error."""
+    from seqlab.config import SampleConfig
+    SampleConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k or 0,
+                 top_p=1.0 if args.top_p is None else args.top_p)
+
+
 def _translate(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab import families
     from seqlab.runs import load_run
@@ -85,6 +94,7 @@ def _translate(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab.training import resolve_device
     if (args.text is None) == (args.file is None):
         raise SeqlabError("translate needs a text or --file FILE (one source per line), not both")
+    _check_sampling(args)
     sources = [args.text] if args.text is not None else _read_text(args.file, "source").splitlines()
     model, tokenizer, config = load_run(args.run_dir, resolve_device(args.device))
     _decode_threads(model, config)
@@ -361,7 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", nargs="?", help="a TOML file or preset name (optional with --resume)")
     train.add_argument("--out", help="run directory (default runs/NAME)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    train.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    train.add_argument("--from-weights", action="store_true",
+                       help="with --resume: continue from model.safetensors alone (fresh optimizer, the "
+                            "weights' step) when the run's checkpoint in state/ is missing")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace an existing run in --out (kept in OUT/.replaced until the new run's "
+                            "first checkpoint)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(handler=_train, overrides_allowed=True)
 
@@ -374,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--temperature", type=float, help="0 means greedy")
     sample.add_argument("--top-k", type=int, help="0 turns top-k off")
     sample.add_argument("--top-p", type=float, help="1 turns nucleus sampling off")
-    sample.add_argument("--seed", type=int)
+    sample.add_argument("--seed", type=int, help="any integer (default: the run's sample.seed)")
     sample.add_argument("--num-samples", type=int)
     sample.add_argument("--stop", help="stop a sample when this text appears")
     sample.add_argument("--no-cache", action="store_true", help="recompute the context at every step")
@@ -405,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--temperature", type=float, default=0.0, help="0 (default) means greedy")
     translate.add_argument("--top-k", type=int)
     translate.add_argument("--top-p", type=float)
-    translate.add_argument("--seed", type=int)
+    translate.add_argument("--seed", type=int, help="any integer")
     translate.add_argument("--max-new-tokens", type=int, default=256)
     translate.add_argument("--plot", metavar="PNG", help="also draw the attention between the first source "
                                                           "and its output (the Bahdanau figure)")
@@ -518,6 +533,21 @@ def _take_threads(argv: list[str]) -> list[str]:
     return rest
 
 
+def _out_of_memory(exc: BaseException) -> str | None:
+    """The one line to say for an allocation that failed (Python's MemoryError, torch's on a device or
+    on the CPU), None when `exc` is not one."""
+    torch = sys.modules.get("torch")
+    text = str(exc).strip()
+    if isinstance(exc, MemoryError):
+        detail = text
+    elif (torch is not None and isinstance(exc, torch.OutOfMemoryError)) or "can't allocate memory" in text:
+        detail = text.splitlines()[0].split("DefaultCPUAllocator: ")[-1] if text else ""
+    else:
+        return None
+    detail = f" ({detail})" if detail else ""
+    return f"out of memory{detail}: try a smaller batch (train.batch_size), context (model.block_size) or model"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted anywhere on the line, not only before the command
@@ -530,10 +560,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if overrides and not getattr(args, "overrides_allowed", False):
             raise SeqlabError(f"{args.command} takes no --section.key=value options (got {overrides[0]})")
         return args.handler(args, overrides)
+    except TrainingInterrupted as exc:  # not an error: the run is saved and resumable, but not finished
+        from seqlab.training.distributed import world_from_env
+        if world_from_env().main:  # under torchrun, rank 0 speaks for all
+            print(f"seqlab: {exc}", file=sys.stderr)
+        return exc.exit_status  # 130 for SIGINT, 143 for SIGTERM, as a shell reports a process they killed
     except SeqlabError as exc:
         if debug:
             raise
         print(f"seqlab: error: {exc}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+        message = None if debug else _out_of_memory(exc)
+        if message is None:  # any other RuntimeError is a bug: its traceback
+            raise
+        print(f"seqlab: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `seqlab sample RUN | head`
         return 0

@@ -2,7 +2,8 @@
 
 Each write goes to a temporary file in the same folder, is flushed to disk, and is renamed over the
 target (`os.replace` is atomic on POSIX and Windows). A kill at any moment leaves the previous
-version whole, and a failed write removes its temporary file.
+version whole, and a failed write removes its temporary file. Files get the user's umask, as
+`open` would give them (not `tempfile.mkstemp`'s 0600, which would hide a run from its group).
 
     with atomic_open(path, "w") as handle:
         json.dump(obj, handle)
@@ -11,16 +12,25 @@ version whole, and a failed write removes its temporary file.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import shutil
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
 
 def _temporary_beside(path: Path) -> tuple[int, Path]:
+    """A new file beside `path`, open for writing, created with mode 0666 less the umask."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    return fd, Path(name)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):  # O_EXCL: a name another writer took is tried again under another name
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 def _commit(tmp: Path, path: Path) -> None:
@@ -49,14 +59,46 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     onto `path` when the block ends without an exception."""
     path = Path(path)
     fd, tmp = _temporary_beside(path)
+    mode = stat.S_IMODE(os.fstat(fd).st_mode)  # 0666 less the umask
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, mode)  # a writer that made the file anew (safetensors makes it 0600) leaves the umask's mode
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         _commit(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """A new, empty folder to fill; when the block ends without an exception it replaces `path`
+    whole (nothing of an earlier `path` survives), else it is removed and `path` is left as it was.
+
+    The folder is built beside `path` (hidden, `.NAME.partial-XXXX`); the swap is two renames, the
+    old folder going to `.NAME.replaced-XXXX` and then deleted, so a kill between them leaves both
+    hidden folders to find, never a half-written `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tag = secrets.token_hex(4)
+    staging, old = path.parent / f".{path.name}.partial-{tag}", path.parent / f".{path.name}.replaced-{tag}"
+    staging.mkdir()
+    try:
+        yield staging
+        if path.exists():
+            path.rename(old)
+            try:
+                staging.rename(path)
+            except BaseException:
+                old.rename(path)
+                raise
+            shutil.rmtree(old)
+        else:
+            staging.rename(path)
+        _fsync_dir(path.parent)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -6,13 +6,15 @@
       model.safetensors  the latest weights
       state/             the checkpoint `--resume` continues from
       metrics.csv, loss.png, samples.txt
+      .seqlab.lock       while a process trains (or imports) into it; .replaced/ while a new run
+                         replaces the old one (see `seqlab.rundir`)
 
 Reading a run never unpickles anything: TOML, JSON and safetensors only.
 """
 
 from __future__ import annotations
 
-import shutil
+import json
 import tomllib
 from pathlib import Path
 
@@ -26,10 +28,8 @@ from seqlab.files import atomic_write_text
 from seqlab import families
 from seqlab.families import build_model
 from seqlab.tokenizers import Tokenizer, load_tokenizer, source_vocab_size
+from seqlab.training.checkpoint import FILES as CHECKPOINT_FILES
 from seqlab.training.checkpoint import load_weights, read_metadata
-
-RUN_FILES = ("config.toml", "tokenizer.json", "model.safetensors", "state", "metrics.csv", "loss.png",
-             "samples.txt")
 
 
 def write_run_files(run_dir: Path, config: Config, tokenizer: Tokenizer) -> None:
@@ -38,28 +38,55 @@ def write_run_files(run_dir: Path, config: Config, tokenizer: Tokenizer) -> None
     tokenizer.save(run_dir / "tokenizer.json")
 
 
-def prepare_run_dir(run_dir: Path, *, overwrite: bool) -> None:
-    """Make sure starting a new run in `run_dir` loses nothing the user did not ask to lose."""
-    if not run_dir.exists():
+def missing_state(run_dir: Path) -> str | None:
+    """The first part of the run's resumable state that is missing (`state/latest.json`, or a file
+    of the checkpoint it names), as a path inside the run; None when none is. A part that is there
+    but damaged is not missing: reading the checkpoint says what is wrong with it."""
+    state = Path(run_dir) / "state"
+    pointer = state / "latest.json"
+    if not pointer.is_file():
+        return "state/latest.json"
+    try:
+        name = json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(name, str) or Path(name).name != name:
+        return None
+    for file in CHECKPOINT_FILES:  # what a checkpoint folder holds
+        if not (state / name / file).is_file():
+            return f"state/{name}/{file}"
+    return None
+
+
+def check_resumable(run_dir: Path, *, from_weights: bool) -> None:
+    """Refuse to `--resume` a run that has trained something but not the state to continue it as it
+    was (optimizer, random state, step): starting it again from step 0 would replace that work.
+    `from_weights` continues from model.safetensors alone, which must then be there. A run with
+    nothing trained yet (no weights, no checkpoint) passes: starting it from step 0 loses nothing."""
+    run_dir = Path(run_dir)
+    weights = run_dir / "model.safetensors"
+    if from_weights:
+        if not weights.is_file():
+            raise SeqlabError(f"--from-weights: {run_dir} has no model.safetensors to continue from")
         return
-    if not run_dir.is_dir():
-        raise SeqlabError(f"--out {run_dir} is a file, not a folder")
-    if (run_dir / "config.toml").exists():
-        if not overwrite:
-            raise SeqlabError(f"{run_dir} already holds a run: add --resume to continue it, "
-                              f"--overwrite to start it again, or choose another --out")
-        for name in RUN_FILES:
-            path = run_dir / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
-    elif any(run_dir.iterdir()):
-        raise SeqlabError(f"{run_dir} is a folder with other files in it, not a seqlab run; choose another --out")
+    missing = missing_state(run_dir)
+    if missing is None:
+        return
+    left = ([weights.name] if weights.is_file() else []) + sorted(
+        f"state/{folder.name}" for folder in (run_dir / "state").glob("ckpt-*"))
+    if not left:
+        return
+    step = run_step(run_dir) if weights.is_file() else None
+    todo = (f"add --from-weights to continue from its weights (step {step or 0}) with a fresh optimizer, or "
+            f"--overwrite" if weights.is_file() else "add --overwrite")
+    raise SeqlabError(f"cannot resume {run_dir}: {missing} is missing, and {', '.join(left)} cannot be continued "
+                      f"without it; {todo} to start again")
 
 
 def read_config(run_dir: Path) -> Config:
     path = Path(run_dir) / "config.toml"
+    if Path(run_dir).exists() and not Path(run_dir).is_dir():
+        raise CheckpointError(f"{run_dir} is a file, not a run directory (give the folder a run was saved in)")
     if not Path(run_dir).is_dir():
         raise CheckpointError(f"run directory {run_dir} does not exist")
     if not path.is_file():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import tomllib
 import types
 import typing
@@ -96,7 +97,20 @@ def _check_value(key: str, value: Any, annotation: Any) -> Any:
         raise TypeError(f"schema annotation {annotation!r} of {key} is not supported")
     if not ok:
         raise ConfigError(f"{key} = {value!r} is not allowed: expected {_describe(annotation)}")
-    return float(value) if annotation is float else value
+    if annotation is float:
+        return _finite(key, value)
+    return value
+
+
+def _finite(key: str, value: int | float) -> float:
+    """`value` as a float; TOML's inf and nan (and integers past float's range) are errors."""
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{key} = {value!r} is not allowed: expected a finite number")
+    return number
 
 
 def build_config(table: Mapping[str, Any], label: str = "config", *, drop_foreign: bool = False) -> Config:

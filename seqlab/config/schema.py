@@ -1,13 +1,15 @@
 """The configuration schema: one frozen dataclass per TOML section.
 
 Each field's annotation is its contract: `seqlab.config.load` checks every value against it (types,
-closed sets of strings via `Literal`) and `__post_init__` adds the range checks. Derived values are
-properties; nothing here is mutated after construction.
+closed sets of strings via `Literal`, and every float finite: TOML's inf and nan are errors) and
+`__post_init__` adds the range checks. Derived values are properties; nothing here is mutated after
+construction. A seed is any integer, of any size or sign (`seqlab.seeds` maps it to each generator).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from seqlab.errors import ConfigError
@@ -16,6 +18,20 @@ from seqlab.errors import ConfigError
 def _require(ok: bool, key: str, value: object, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"{key} = {value!r} is not allowed: expected {allowed}")
+
+
+def _require_finite(settings: object, section: str) -> None:
+    """Every float field of the dataclass `settings` is finite (an inf or nan learning rate, say,
+    would train to NaN weights without a word)."""
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, float):
+            _require(math.isfinite(value), f"{section}.{f.name}", value, "a finite number")
+
+
+# The largest tokenizer.vocab_size of a BPE tokenizer: seqlab.tokenizers.bpe.MAX_VOCAB_SIZE, written
+# out here so that reading a config does not load the tokenizers library.
+BPE_MAX_VOCAB_SIZE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,7 @@ class DataConfig:
     group_by_length: bool = False  # seq2seq batches of pairs of like lengths (less padding, faster)
 
     def __post_init__(self) -> None:
+        _require_finite(self, "data")
         _require(not (self.task and self.pairs), "data.pairs", self.pairs,
                  "\"\" when data.task is set (one or the other)")
         _require(self.max_pairs >= 0, "data.max_pairs", self.max_pairs, "an integer of at least 0")
@@ -66,6 +83,9 @@ class TokenizerConfig:
         # 256 byte symbols plus at least one merge.
         _require(self.vocab_size >= 257, "tokenizer.vocab_size", self.vocab_size,
                  "an integer of at least 257 (the 256 bytes plus merges)")
+        if self.kind == "bpe":  # the tokenizers library reserves room for them all up front
+            _require(self.vocab_size <= BPE_MAX_VOCAB_SIZE, "tokenizer.vocab_size", self.vocab_size,
+                     f"at most {BPE_MAX_VOCAB_SIZE:,} for a bpe tokenizer")
 
 
 @dataclass(frozen=True)
@@ -105,6 +125,7 @@ class ModelConfig(ModelSettings):
     tie_embeddings: bool = True  # the output layer is the token embedding
 
     def __post_init__(self) -> None:
+        _require_finite(self, "model")
         for name in ("n_layer", "n_head", "d_model", "block_size", "relative_buckets", "relative_max_distance"):
             value = getattr(self, name)
             _require(value >= 1, f"model.{name}", value, "a positive integer")
@@ -192,7 +213,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 10  # how often the progress bar reads the loss (each read waits for the device)
     sample_tokens: int = 200  # length of the sample written at each evaluation; 0 for none
-    seed: int = 1337
+    seed: int = 1337  # any integer (seqlab.seeds): initial weights, then the training batches
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     # Arithmetic of the forward and backward passes (weights and optimizer stay float32):
     # bfloat16 and float16 run under autocast; float16 (GPU only) adds a gradient scaler. auto:
@@ -205,6 +226,7 @@ class TrainConfig:
     threads: int = 0  # CPU threads for torch; 0 picks them (seqlab.training.threads)
 
     def __post_init__(self) -> None:
+        _require_finite(self, "train")
         for name in ("batch_size", "max_steps", "grad_accum_steps", "eval_steps", "log_every"):
             value = getattr(self, name)
             _require(value >= 1, f"train.{name}", value, "a positive integer")
@@ -234,13 +256,15 @@ class SampleConfig:
     top_k: int = 200  # 0 turns top-k off
     top_p: float = 1.0  # 1 turns nucleus sampling off
     num_samples: int = 1
-    prompt: str = ""  # empty: start from a newline (or the first token of the vocabulary)
+    prompt: str = ""  # empty: start from a newline, or token id 0 where the vocabulary has no newline
     stop: str = ""  # stop a sample when this string appears; empty for none
-    seed: int = 1337
+    seed: int = 1337  # any integer (seqlab.seeds)
 
     def __post_init__(self) -> None:
+        _require_finite(self, "sample")
         _require(self.max_new_tokens >= 0, "sample.max_new_tokens", self.max_new_tokens, "an integer of at least 0")
-        _require(self.temperature >= 0, "sample.temperature", self.temperature, "a number of at least 0")
+        _require(self.temperature >= 0, "sample.temperature", self.temperature,
+                 "a finite number of at least 0 (0 is greedy)")
         _require(self.top_k >= 0, "sample.top_k", self.top_k, "an integer of at least 0")
         _require(0 < self.top_p <= 1, "sample.top_p", self.top_p, "a number in (0, 1]")
         _require(self.num_samples >= 1, "sample.num_samples", self.num_samples, "a positive integer")

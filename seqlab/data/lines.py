@@ -38,6 +38,7 @@ from torch import Tensor
 from seqlab.data.batches import Batches, _to_device
 from seqlab.data.cache import Encoder
 from seqlab.errors import DataError, TokenizerError
+from seqlab.seeds import generator_seed
 
 SPLITS = ("train", "val", "test")
 
@@ -53,7 +54,7 @@ def split_lines(lines: Sequence[str], *, seed: int = 42,
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-9:
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
     words = [line for line in lines if line]
-    random.Random(seed).shuffle(words)
+    random.Random(generator_seed(seed)).shuffle(words)
     n = len(words)
     n1 = int(fractions[0] * n)
     n2 = int((fractions[0] + fractions[1]) * n)  # 0.8 + 0.1 == 0.9 in floating point: makemore's n2

@@ -34,6 +34,7 @@ from torch import Tensor
 
 from seqlab.data.batches import Batches
 from seqlab.errors import DataError
+from seqlab.seeds import generator_seed
 
 N_COLOURS = 5
 VOCAB_SIZE = 2 * N_COLOURS  # tokens 0..9, and 0 doubles as padding (the mask marks it)
@@ -200,7 +201,7 @@ def make_parens_dataset(n: int, *, min_len: int, max_len: int, seed: int) -> Lab
     lengths = [k for k in range(max(min_len, 2), max_len + 1) if k % 2 == 0]
     if not lengths:
         raise DataError(f"no even length >= 2 in [{min_len}, {max_len}]")
-    rng = random.Random(seed)
+    rng = random.Random(generator_seed(seed))
     examples = [(random_balanced(rng.choice(lengths), rng), 1) for _ in range(n // 2)]
     examples += [(random_unbalanced(rng.choice(lengths), rng), 0) for _ in range(n // 2)]
     rng.shuffle(examples)

@@ -56,6 +56,7 @@ from seqlab.files import atomic_write_text
 from seqlab.models.encoder import SequenceClassifier, TransformerEncoder
 from seqlab.models.recurrent_encoder import RecurrentEncoder
 from seqlab.plots import pyplot, save_png
+from seqlab.seeds import generator_seed
 from seqlab.training.metrics import MetricsLog
 from seqlab.training.trainer import Trainer
 
@@ -127,7 +128,7 @@ def transformer_config(setup: ParensSetup) -> ModelConfig:
 
 def build_classifier(name: str, setup: ParensSetup) -> SequenceClassifier:
     """The many-to-one classifier `name` (one of `MODELS`), its weights drawn from `setup.seed`."""
-    torch.manual_seed(setup.seed)  # every model starts from the same seed, whatever the order
+    torch.manual_seed(generator_seed(setup.seed))  # every model starts from the same seed, whatever the order
     if name not in MODELS:
         raise SeqlabError(f"unknown model {name!r}; choose among {', '.join(MODELS)}")
     if name not in WIDTHS:  # the Transformer encoder

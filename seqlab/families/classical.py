@@ -26,12 +26,13 @@ import numpy as np
 import torch
 
 from seqlab.config import Config
-from seqlab.config.schema import ModelSettings, _require
+from seqlab.config.schema import ModelSettings, _require, _require_finite
 from seqlab.data import LineData, TokenData
+from seqlab.errors import ConfigError
 from seqlab.families.base import Family, Shorthand
 from seqlab.files import atomic_write_text
 from seqlab.models.hmm import HMM
-from seqlab.models.ngram import NGramLM
+from seqlab.models.ngram import NGramLM, max_order
 
 HMM_CHUNK = 1000  # Baum–Welch sequences: the training stream cut into pieces this long, run as one batch
 
@@ -46,6 +47,7 @@ class NGramConfig(ModelSettings):
     add_k: float = 1.0  # smoothing add_k only: the pseudo-count (1 = Laplace)
 
     def __post_init__(self) -> None:
+        _require_finite(self, "model")
         _require(self.order >= 1, "model.order", self.order, "a positive integer")
         _require(self.add_k > 0, "model.add_k", self.add_k, "a positive number")
 
@@ -76,6 +78,9 @@ def _framed(lines: list[np.ndarray], boundary: int, opening: int) -> list[np.nda
 
 def _fit_ngram(config: Config, data: TokenData | LineData, vocab_size: int) -> NGramLM:
     m = config.model
+    if m.order > max_order(vocab_size):  # checked before counting: the keys would overflow int64
+        raise ConfigError(f"model.order = {m.order} is too large for a vocabulary of {vocab_size} tokens: the "
+                          f"largest order that fits is {max_order(vocab_size)} ((V + 2)^order must stay below 2^63)")
     model = NGramLM(m.order, vocab_size, smoothing=m.smoothing, k=m.add_k)
     if isinstance(data, LineData):  # makemore's counting: order - 1 boundaries of context, one to close
         return model.fit(_framed(data.train, data.boundary, 1 + _ngram_padding(m)))

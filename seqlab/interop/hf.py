@@ -9,7 +9,9 @@ A folder holds `config.json` (the architecture: `model_type` picks the converter
 
 Supported: `gpt2` (seqlab's learned-position, LayerNorm, GELU models) and `llama` (rope, RMSNorm,
 SwiGLU); see `seqlab.interop.gpt2` and `seqlab.interop.llama` for the mappings and what each refuses.
-Every tensor's name and shape is checked against the shapes config.json implies before any is used.
+Every tensor's name and shape, read from the safetensors headers, is checked against the shapes
+config.json implies, and the model's size against the memory available, before the model is built
+or any weight is loaded.
 The weights keep their dtype (float32, float64, bfloat16, float16) both ways.
 """
 
@@ -17,12 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -32,6 +36,8 @@ from seqlab.interop import gpt2, llama
 from seqlab.interop.hf_config import HFConfig, json_repr
 from seqlab.interop.tensor_map import check_tensors, expected_shapes
 from seqlab import families
+from seqlab.budget import check_model_size
+from seqlab.config.schema import ModelConfig
 from seqlab.models.transformer import TransformerLM
 from seqlab.tokenizers import BPETokenizer, HFTokenizer, Tokenizer
 
@@ -41,6 +47,8 @@ CONVERTERS: dict[str, ModuleType] = {gpt2.MODEL_TYPE: gpt2, llama.MODEL_TYPE: ll
 EXPORT_BY_POSITION: dict[str, ModuleType] = {"learned": gpt2, "rope": llama}  # the axis that decides
 DTYPES: dict[torch.dtype, str] = {torch.float32: "float32", torch.float64: "float64",
                                   torch.bfloat16: "bfloat16", torch.float16: "float16"}
+SAFETENSORS_DTYPES: dict[str, torch.dtype] = {"F32": torch.float32, "F64": torch.float64, "BF16": torch.bfloat16,
+                                              "F16": torch.float16}  # the header's names of DTYPES
 
 
 def from_hf(path: str | Path) -> tuple[TransformerLM, HFTokenizer | None]:
@@ -52,13 +60,25 @@ def from_hf(path: str | Path) -> tuple[TransformerLM, HFTokenizer | None]:
     hf = read_hf_config(folder)
     converter = converter_for(hf)
     config, vocab_size = converter.config_from_hf(hf)
-    tensors = converter.import_names(read_weights(folder), config)
-    model = TransformerLM(config, vocab_size)
+    files = weight_files(folder)
+    source = f"weights in {folder}"
+    # Checked from the safetensors headers before anything is built or loaded: first the number of
+    # tensors (cheap however many layers config.json claims), then every name and shape (against a
+    # model built on the meta device: no memory), then the size against the memory available.
+    headers = converter.import_names(read_headers(files), config)
+    check_tensor_count(headers, converter, config, source=source)
     maps = converter.tensor_maps(config)
-    check_tensors(tensors, expected_shapes(maps, model.state_dict()), source=f"weights in {folder}")
-    dtype = tensors[maps[0].theirs[0]].dtype  # the token embedding's
-    if dtype not in DTYPES:
-        raise CheckpointError(f"weights in {folder} are {dtype}; seqlab imports {', '.join(DTYPES.values())}")
+    with torch.device("meta"):
+        shapes = expected_shapes(maps, TransformerLM(config, vocab_size).state_dict())
+    check_tensors(headers, shapes, source=source)
+    stored = headers[maps[0].theirs[0]].dtype  # the token embedding's
+    dtype = SAFETENSORS_DTYPES.get(stored)
+    if dtype is None:
+        raise CheckpointError(f"{source} are {stored}; seqlab imports {', '.join(DTYPES.values())}")
+    # Built in float32, then converted: the float32 model, the loaded tensors and the converted copy.
+    check_model_size(config, vocab_size, bytes_per_parameter=4 + 2 * dtype.itemsize, what=f"the model in {folder}")
+    tensors = converter.import_names(load_weights(files), config)
+    model = TransformerLM(config, vocab_size)
     model.to(dtype)
     state = {m.ours: m.gather(tensors) for m in maps}
     if config.tie_embeddings:
@@ -126,6 +146,48 @@ def read_hf_config(folder: Path) -> HFConfig:
 
 def read_weights(folder: Path) -> dict[str, Tensor]:
     """Every tensor of `model.safetensors`, or of the shards its index lists."""
+    return load_weights(weight_files(folder))
+
+
+@dataclass(frozen=True)
+class TensorHeader:
+    """A tensor as a safetensors header describes it: its shape and dtype name ("F32", "BF16")."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+
+def read_headers(files: list[Path]) -> dict[str, TensorHeader]:
+    """Every tensor's shape and dtype from the headers of `files`, none of the data read."""
+    headers: dict[str, TensorHeader] = {}
+    for file in files:
+        try:
+            with safe_open(str(file), "pt") as handle:
+                for name in handle.keys():
+                    piece = handle.get_slice(name)
+                    headers[name] = TensorHeader(tuple(piece.get_shape()), piece.get_dtype())
+        except (SafetensorError, OSError) as exc:
+            raise CheckpointError(f"{file} is damaged, missing or not a safetensors file: {exc}") from None
+    return headers
+
+
+def check_tensor_count(headers: Mapping[str, object], converter: ModuleType, config: ModelConfig, *,
+                       source: str) -> None:
+    """Raise a one-line CheckpointError when config.json implies more than twice the tensors the file
+    holds, counted without listing them (the count grows by the same number per layer: the
+    converter's maps for 1 and 2 layers), so a config claiming 100000 layers beside 1-layer weights
+    is refused before anything of its size is made. Smaller differences are left to `check_tensors`,
+    which names them."""
+    count = [sum(len(m.theirs) for m in converter.tensor_maps(replace(config, n_layer=n))) for n in (1, 2)]
+    expected = count[0] + (config.n_layer - 1) * (count[1] - count[0])
+    if expected > 2 * len(headers):
+        raise CheckpointError(f"{source} do not fit their config.json: it implies {expected:,} tensors "
+                              f"(n_layer = {config.n_layer:,}) and the weights hold {len(headers):,}")
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The safetensors files of a save_pretrained folder: `model.safetensors`, or the shards its
+    index lists."""
     single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
     if single.is_file():
         files = [single]
@@ -140,6 +202,11 @@ def read_weights(folder: Path) -> dict[str, Tensor]:
                               f"load; save them with save_pretrained(..., safe_serialization=True)")
     else:
         raise CheckpointError(f"{folder} has no model.safetensors (nor a sharded index)")
+    return files
+
+
+def load_weights(files: list[Path]) -> dict[str, Tensor]:
+    """Every tensor of the safetensors `files`."""
     tensors: dict[str, Tensor] = {}
     for file in files:
         try:

@@ -18,10 +18,11 @@ from torch import nn
 from seqlab.config import Config
 from seqlab.config.schema import TokenizerConfig
 from seqlab.errors import CheckpointError, SeqlabError, TokenizerError
+from seqlab.files import atomic_folder
 from seqlab.interop.hf import from_hf, hf_tokenizer_json, to_hf
-from seqlab import families
+from seqlab import families, rundir
 from seqlab.families import build_model
-from seqlab.runs import prepare_run_dir, read_config, read_tokenizer, write_run_files
+from seqlab.runs import read_config, read_tokenizer, write_run_files
 from seqlab.tokenizers import HFTokenizer, Tokenizer, load_tokenizer
 from seqlab.training.checkpoint import load_weights, save_weights
 
@@ -36,41 +37,54 @@ def import_hf_run(hf_dir: str | Path, out: str | Path, *, tokenizer_file: str | 
     folder's tokenizer.json (which is then not needed).
     """
     hf_dir, out = Path(hf_dir), Path(out)
-    if (out / "config.toml").exists() and not overwrite:
-        raise SeqlabError(f"{out} already holds a run: add --overwrite to replace it, or choose another --out")
-    model, tokenizer = from_hf(hf_dir)
-    if tokenizer_file is not None:
-        tokenizer = read_any_tokenizer(Path(tokenizer_file), model.vocab_size)
-    if tokenizer is None:
-        raise CheckpointError(f"{hf_dir} has no tokenizer.json and a run needs a tokenizer; pass one with "
-                              f"--tokenizer FILE (a Hugging Face tokenizer.json)")
-    if tokenizer.vocab_size != model.vocab_size:
-        raise TokenizerError(f"the tokenizer has {tokenizer.vocab_size} ids but the model's vocabulary "
-                             f"{model.vocab_size}; use the tokenizer the model was trained with")
-    prepare_run_dir(out, overwrite=overwrite)
-    write_run_files(out, Config(tokenizer=TokenizerConfig(kind=tokenizer.kind), model=model.config), tokenizer)
-    save_weights(model, out / "model.safetensors", {"source": f"hf:{hf_dir.name}"})
+    with rundir.claim(out) as run:  # as `seqlab train` does: locked, everything checked, then written
+        rundir.check_new(out, overwrite=overwrite, hint="")
+        model, tokenizer = from_hf(hf_dir)
+        if tokenizer_file is not None:
+            tokenizer = read_any_tokenizer(Path(tokenizer_file), model.vocab_size)
+        if tokenizer is None:
+            raise CheckpointError(f"{hf_dir} has no tokenizer.json and a run needs a tokenizer; pass one with "
+                                  f"--tokenizer FILE (a Hugging Face tokenizer.json)")
+        if tokenizer.vocab_size != model.vocab_size:
+            raise TokenizerError(f"the tokenizer has {tokenizer.vocab_size} ids but the model's vocabulary "
+                                 f"{model.vocab_size}; use the tokenizer the model was trained with")
+        run.start(fresh=True)
+        write_run_files(out, Config(tokenizer=TokenizerConfig(kind=tokenizer.kind), model=model.config), tokenizer)
+        save_weights(model, out / "model.safetensors", {"source": f"hf:{hf_dir.name}"})
     return out
 
 
 def export_hf_run(run_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
     """Write the run `run_dir` as a save_pretrained folder `out`, in the dtype of the run's weights
-    (with its tokenizer.json when the run's tokenizer has that form); returns `out`."""
+    (with its tokenizer.json when the run's tokenizer has that form); returns `out`.
+
+    An earlier export in `out` is replaced whole (`overwrite`), once the new one is written: no file
+    of it survives, and a failed export leaves it as it was."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise SeqlabError(f"--out {out} is a file, not a folder")
-    if not overwrite and any((out / name).exists() for name in ("config.json", "model.safetensors")):
-        raise SeqlabError(f"{out} already holds a model: add --overwrite to replace it, or choose another --out")
+    _check_export_target(out, overwrite=overwrite)
     model, tokenizer = _load_run_in_stored_dtype(Path(run_dir))  # refuses families that do not export
     try:
         hf_tokenizer_json(tokenizer)
+        without = None
     except TokenizerError:
-        to_hf(model, out)
-        log.warning("the run's %s tokenizer has no tokenizer.json form: the model was exported without it",
-                    tokenizer.kind)
-    else:
-        to_hf(model, out, tokenizer)
+        tokenizer, without = None, tokenizer.kind
+    with atomic_folder(out) as folder:
+        to_hf(model, folder, tokenizer)
+    if without is not None:
+        log.warning("the run's %s tokenizer has no tokenizer.json form: the model was exported without it", without)
     return out
+
+
+def _check_export_target(out: Path, *, overwrite: bool) -> None:
+    """Refuse an `out` whose content an export would replace without being asked to: a file, a
+    model (without `overwrite`), or a folder of other files."""
+    if out.exists() and not out.is_dir():
+        raise SeqlabError(f"--out {out} is a file, not a folder")
+    if any((out / name).exists() for name in ("config.json", "model.safetensors")):
+        if not overwrite:
+            raise SeqlabError(f"{out} already holds a model: add --overwrite to replace it, or choose another --out")
+    elif out.is_dir() and any(out.iterdir()):
+        raise SeqlabError(f"{out} is a folder with other files in it, not a Hugging Face model; choose another --out")
 
 
 def _load_run_in_stored_dtype(run_dir: Path) -> tuple[nn.Module, Tokenizer]:

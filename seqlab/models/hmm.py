@@ -41,6 +41,7 @@ from torch import Tensor
 
 from seqlab.models import hmm_numerics as num
 from seqlab.models.contract import GenerateMixin
+from seqlab.seeds import numpy_generator
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class HMM(GenerateMixin):
             if not _positive_int(n_states) or not _positive_int(n_symbols):
                 raise ValueError(f"n_states and n_symbols must be positive integers, got "
                                  f"{n_states!r} and {n_symbols!r}")
-            self._set_params(*_random_params(n_states, n_symbols, np.random.default_rng(seed)))
+            self._set_params(*_random_params(n_states, n_symbols, numpy_generator(seed)))
 
     # ----------------------------------------------------------------- parameters
 
@@ -225,7 +226,7 @@ class HMM(GenerateMixin):
         if not _positive_int(n_iter) or not _positive_int(n_restarts):
             raise ValueError(f"n_iter and n_restarts must be positive integers, got {n_iter!r}, {n_restarts!r}")
         seqs, _ = self._check_sequences(sequences)
-        rng = np.random.default_rng(self.seed if seed is None else seed)
+        rng = numpy_generator(self.seed if seed is None else seed)
         best: tuple[float, tuple, list[float]] | None = None
         initial = (self.startprob, self.transmat, self.emissionprob)
         for restart in range(n_restarts):
@@ -288,7 +289,7 @@ class HMM(GenerateMixin):
         """Draw (symbols, states), each (n_steps,) int64."""
         if not _positive_int(n_steps):
             raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
-        rng = np.random.default_rng(self.seed if seed is None else seed)
+        rng = numpy_generator(self.seed if seed is None else seed)
         u_state, u_symbol = rng.random(n_steps), rng.random(n_steps)  # inverse-CDF draws
         cum_trans = np.cumsum(self.transmat, axis=1)  # (K, K)
         states = np.empty(n_steps, dtype=np.int64)

@@ -57,11 +57,21 @@ from seqlab.models.ngram_counts import (
     lookup,
     stream_windows,
 )
+from seqlab.seeds import numpy_generator
 
 Smoothing = Literal["mle", "add_k", "kneser_ney"]
 TokensLike = np.ndarray | Sequence[int] | Sequence[np.ndarray]
 FORMAT = "seqlab-ngram-1"
 NO_TOKEN = -1  # a slot of the contract's context (B, L) before the first token of a row
+
+
+def max_order(vocab_size: int) -> int:
+    """The largest order whose keys fit int64 for `vocab_size` tokens: the largest n with
+    (vocab_size + 2)^n < 2^63 (10 for the 65 characters of Tiny Shakespeare, 4 for GPT-2's 50,257)."""
+    order, size = 0, 1
+    while size * (vocab_size + 2) < 2 ** 63:
+        order, size = order + 1, size * (vocab_size + 2)
+    return order
 
 
 def _shift(a: np.ndarray, fill: int | bool) -> np.ndarray:
@@ -83,10 +93,11 @@ class NGramLM(GenerateMixin):
             raise ValueError(f"order = {order} and vocab_size = {vocab_size} must both be >= 1")
         if smoothing not in ("mle", "add_k", "kneser_ney"):
             raise ValueError(f"smoothing = {smoothing!r}; choose 'mle', 'add_k' or 'kneser_ney'")
-        if smoothing == "add_k" and not k > 0:
-            raise ValueError(f"add_k needs k > 0, got {k}")
-        if (vocab_size + 2) ** order >= 2 ** 63:
-            raise ValueError(f"(vocab_size + 2) ** order = {vocab_size + 2}**{order} overflows int64 keys")
+        if smoothing == "add_k" and not (k > 0 and math.isfinite(k)):
+            raise ValueError(f"add_k needs a finite k > 0, got {k}")
+        if order > max_order(vocab_size):
+            raise ValueError(f"order {order} overflows the int64 keys (base-{vocab_size + 2} numbers) of {vocab_size} "
+                             f"tokens: the largest order that fits is {max_order(vocab_size)}")
         self.order, self.vocab_size, self.smoothing = order, vocab_size, smoothing
         self.k, self.boundary = float(k), boundary
         self._raw: list[tuple[np.ndarray, np.ndarray]] | None = None
@@ -354,7 +365,7 @@ class NGramLM(GenerateMixin):
                seed: int | None = None) -> np.ndarray:
         """Up to `n` new tokens after `context`, (n,) int64; with `boundary`, EOS ends the sample
         early (EOS is not returned). temperature 0 is greedy; p ** (1 / temperature) otherwise."""
-        rng = np.random.default_rng(seed)
+        rng = numpy_generator(seed)
         history, out = list(context), []
         for _ in range(n):
             probs = self.distribution(history[len(history) - self.order + 1:] if self.order > 1 else [])

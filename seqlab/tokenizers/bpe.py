@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import Any
 
@@ -41,9 +42,24 @@ from seqlab.tokenizers.base import (
 log = logging.getLogger(__name__)
 
 N_BYTES = 256
+# The largest vocab_size `train` takes. The tokenizers library reserves room for the whole vocabulary
+# before it learns a merge (a vocab_size of 10^9 aborts the process), and real BPE vocabularies stay
+# far below this (GPT-2 50,257; the largest of today's models about 256,000). The config checks the
+# same bound (seqlab.config.schema.BPE_MAX_VOCAB_SIZE).
+MAX_VOCAB_SIZE = 1_000_000
 # Texts longer than this are cut into pieces of about this many characters and batch-encoded in
 # parallel threads; the cuts fall where GPT-2's regex always splits, so the ids are the same.
 PARALLEL_CHUNK_CHARS = 1 << 16
+# BPE learns from the text in pieces of at most this many characters (`training_pieces`): the
+# tokenizers library holds each piece it is given whole while splitting it into words (about 100
+# bytes a character), so a corpus on one line given whole needed ~100 times its size at once.
+TRAIN_PIECE_CHARS = 1 << 16
+# Where a text can be cut without changing the words GPT-2's regex splits it into: before a newline
+# that follows a printable ASCII non-space character (see `split_for_parallel`), or before a space
+# between two non-space characters (no pattern takes a space after its first character, and a space
+# before a non-space character starts the next word, as in " ?\p{L}+"). Python's \s takes every
+# character the regex's \s does (and a few more), so \S here is never whitespace there.
+_TRAIN_CUT = re.compile(r"(?<=[!-~])\n|(?<=\S) (?=\S)")
 
 
 @cache
@@ -84,6 +100,27 @@ def split_for_parallel(text: str, chunk_chars: int = PARALLEL_CHUNK_CHARS) -> li
     return chunks
 
 
+def training_pieces(text: str, limit: int = TRAIN_PIECE_CHARS) -> Iterator[str]:
+    """``text`` in pieces of at most ``limit`` characters that split into the words of the whole
+    text under GPT-2's regex, so that BPE learns the same merges from the pieces as from the text.
+
+    Each piece ends at the first place in the second half of its ``limit`` where GPT-2's regex
+    always splits (see ``_TRAIN_CUT``). Only a stretch of ``limit // 2`` characters with no space
+    between two non-space characters and no line break (a long run of text written without spaces,
+    or of one symbol) is cut at ``limit``, which splits one word of it in two.
+
+    >>> list(training_pieces("to be or not to be", limit=8))
+    ['to be', ' or not', ' to be']
+    """
+    start = 0
+    while len(text) - start > limit:
+        found = _TRAIN_CUT.search(text, start + max(1, limit // 2), start + limit + 1)  # + 1: the lookahead
+        cut = found.start() if found else start + limit
+        yield text[start:cut]
+        start = cut
+    yield text[start:]
+
+
 def _cuts_before(text: str, i: int) -> bool:
     """Whether the newline ``text[i]`` may start a piece (see ``split_for_parallel``)."""
     return i > 0 and "!" <= text[i - 1] <= "~"
@@ -112,14 +149,16 @@ class BPETokenizer(Tokenizer):
             raise TokenizerError(f"bpe vocab_size {vocab_size} is below the {N_BYTES} byte symbols"
                                  f"{' plus special tokens' if special_tokens else ''}; "
                                  "set tokenizer.vocab_size to at least 257")
-        encode_text(text, "utf-8")  # rejects lone surrogates with their position
+        if vocab_size > MAX_VOCAB_SIZE:
+            raise TokenizerError(f"bpe vocab_size {vocab_size} is above the largest seqlab trains, "
+                                 f"{MAX_VOCAB_SIZE:,}; set tokenizer.vocab_size to at most {MAX_VOCAB_SIZE}")
         hf = HFTokenizer(models.BPE())
         hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         hf.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(
             vocab_size=vocab_size, special_tokens=list(special_tokens), show_progress=False,
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-        hf.train_from_iterator(split_for_parallel(text), trainer)
+        hf.train_from_iterator(_checked(text, training_pieces(text, TRAIN_PIECE_CHARS)), trainer)
         got = hf.get_vocab_size(with_added_tokens=True)
         if got < vocab_size:
             log.warning("bpe learned %d merges, not the %d asked for: the training text (%d chars) "
@@ -179,6 +218,18 @@ class BPETokenizer(Tokenizer):
             raise TokenizerError(f"bpe tokenizer description cannot be read by the tokenizers "
                                  f"library ({first_line}); save the tokenizer again") from None
         return cls(hf)
+
+
+def _checked(text: str, pieces: Iterator[str]) -> Iterator[str]:
+    """The pieces of ``text``, each checked to be encodable (the whole text is encoded again only
+    to name the first lone surrogate's position in it)."""
+    for piece in pieces:
+        try:
+            encode_text(piece, "utf-8")
+        except TokenizerError:
+            encode_text(text, "utf-8")  # raises with the position in the whole text
+            raise
+        yield piece
 
 
 def _check_exact(hf_dict: dict[str, Any]) -> None:

@@ -38,14 +38,14 @@ def test_top_k_keeps_exactly_k_of_the_largest(seed, k):
         finite = torch.isfinite(row)
         assert finite.sum() == k
         assert original[finite].min() >= original[~finite].max() if k < V else True
-        torch.testing.assert_close(row[finite], original[finite])
+        torch.testing.assert_close(row[finite], original[finite] - original.max())  # the maximum at 0
 
 
 @pytest.mark.parametrize("off", [None, 0, V, 100])
 def test_top_k_off(off):
     torch.manual_seed(0)
     logits = torch.randn(2, V)
-    torch.testing.assert_close(filter_logits(logits, top_k=off), logits)
+    torch.testing.assert_close(filter_logits(logits, top_k=off), logits - logits.max(dim=-1, keepdim=True).values)
 
 
 @pytest.mark.parametrize(("top_p", "expected"), [
@@ -73,14 +73,16 @@ def test_top_k_then_top_p_then_softmax_is_float32():
     logits = torch.tensor([[4.0, 3.0, 2.0, 1.0, 0.0]], dtype=torch.float16)
     filtered = filter_logits(logits, temperature=0.5, top_k=3, top_p=0.99)
     assert filtered.dtype == torch.float32
-    torch.testing.assert_close(filtered[0, :3], torch.tensor([8.0, 6.0, 4.0]))
+    torch.testing.assert_close(filtered[0, :3], torch.tensor([0.0, -2.0, -4.0]))  # (logits - max) / T
     assert kept(filtered) == [[0, 1, 2]]
 
 
-def test_temperature_divides_logits():
+def test_temperature_divides_logits_less_their_maximum():
     torch.manual_seed(0)
     logits = torch.randn(3, V)
-    torch.testing.assert_close(filter_logits(logits, temperature=2.0), logits / 2.0)
+    expected = (logits - logits.max(dim=-1, keepdim=True).values) / 2.0  # the softmax of logits / 2
+    torch.testing.assert_close(filter_logits(logits, temperature=2.0), expected)
+    torch.testing.assert_close(torch.softmax(expected, -1), torch.softmax(logits / 2.0, -1))
 
 
 def test_temperature_zero_is_argmax_with_ties_to_the_lowest_id():
