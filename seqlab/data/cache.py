@@ -162,7 +162,9 @@ def _as_dtype(ids: np.ndarray, dtype: np.dtype, vocab_size: int) -> np.ndarray:
 
 def _load(data: Path, meta: Path, dtype: np.dtype) -> np.ndarray | None:
     """The cached ids, or None on a miss; a damaged entry is reported, removed and missed."""
-    if not data.exists() and not meta.exists():
+    if not meta.exists():
+        # No sidecar: a miss, and not damage. The entry is unfinished: another process (a rank under
+        # torchrun) may be writing it right now, so it is left alone and written again in place.
         return None
     try:
         count = json.loads(meta.read_text(encoding="utf-8"))["tokens"]
