@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from seqlab.config import TrainConfig
 from seqlab.data.batches import BatchSource
-from seqlab.errors import CheckpointError
+from seqlab.errors import CheckpointError, SeqlabError
 from seqlab.seeds import torch_generator
 from seqlab.training import distributed, precision
 from seqlab.training.callbacks import Callback, default_callbacks
@@ -286,6 +287,10 @@ class Trainer:
     def _log(self, loss: Tensor, bar: tqdm) -> None:
         """Hand the step's loss, averaged over processes, to the progress bar and the callbacks."""
         value = distributed.mean(loss, self.world).item()  # the only read of a device value between evaluations
+        if not math.isfinite(value):  # before any callback: diverged weights are never logged or saved
+            raise SeqlabError(f"the training loss is {value} at step {self.step}: the run diverged (lower "
+                              f"train.lr, or clip with train.grad_clip); its last checkpoint is kept, and "
+                              f"`seqlab train --out {self.run_dir} --resume --train.lr=...` continues from it")
         if self.world.main:
             bar.set_postfix(loss=f"{value:.4f}", tok_s=f"{self.tokens_per_sec:,.0f}", refresh=False)
         for callback in self.callbacks:

@@ -328,3 +328,23 @@ def test_other_runtime_errors_still_show_their_traceback(run, capsys, monkeypatc
     monkeypatch.setattr(Trainer, "_train_step", bug)
     with pytest.raises(RuntimeError, match="a bug"):
         main(["-q", "train", "--out", str(run), "--resume", "--no-progress", "--train.max_steps=30"])
+
+
+def test_a_diverging_run_stops_in_one_line_without_saving_the_diverged_weights(tmp_path, capsys, monkeypatch):
+    """A finite learning rate large enough to overflow the weights: the first non-finite loss read
+    stops the run with one line, and no checkpoint or metrics row holds the diverged state."""
+    from seqlab.cli import main
+
+    monkeypatch.setenv("SEQLAB_CACHE", str(tmp_path / "cache"))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("to be or not to be that is the question\n" * 200, encoding="utf-8")
+    args = ["train", "shakespeare-char", f"--data.corpus={corpus}", "--model.n_layer=1", "--model.d_model=16",
+            "--model.n_head=2", "--model.block_size=16", "--train.max_steps=40", "--train.lr=1e30",
+            "--train.min_lr=0", "--train.warmup_steps=0", "--train.grad_clip=0", "--train.log_every=1",
+            "--train.eval_every=0", "--train.checkpoint_every=0", "--train.sample_tokens=0",
+            "--train.compile=false", "--train.dtype=float32", "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("seqlab: error:")]
+    assert len(errors) == 1 and "diverged" in errors[0] and "Traceback" not in err
+    assert not (tmp_path / "run" / "model.safetensors").exists()  # a failed fresh start leaves nothing
