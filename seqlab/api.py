@@ -15,11 +15,9 @@ import math
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqlab import families, rundir, seq2seq
@@ -32,7 +30,6 @@ from seqlab.data import (
     TextSpan,
     TokenData,
     encode_cached,
-    iter_eval_windows,
     load_corpus,
     prepare_lines,
     prepare_tokens,
@@ -40,7 +37,7 @@ from seqlab.data import (
 )
 from seqlab.errors import SeqlabError, TokenizerError, TrainingInterrupted
 from seqlab.families import build_model
-from seqlab.families.common import evaluation_context
+from seqlab.families.common import evaluation_context, stream_nats  # stream_nats: benchmarks use it
 from seqlab.generate.sampling import iter_generate
 from seqlab.generate.stream import TextStream
 from seqlab.models.contract import LanguageModel, model_device
@@ -432,22 +429,6 @@ def _push_rows(streams: list[TextStream], texts: list[list[str]], rows: list[lis
             text.append(stream.push(row))
             taken += len(row)
     return taken
-
-
-@torch.inference_mode()
-def stream_nats(logits_of: Callable[[Tensor], Tensor], tokens: np.ndarray, block_size: int, *,
-                batch_size: int = 32, device: torch.device | str = "cpu") -> tuple[float, int]:
-    """Summed cross-entropy (nats) over every predicted token of `tokens`, and how many there are.
-
-    Non-overlapping windows of `block_size`: every token after the first is predicted once.
-    `logits_of` maps x (B, T) to logits (B, T, V).
-    """
-    total, count = 0.0, 0
-    for x, y in iter_eval_windows(tokens, block_size, batch_size):
-        logits = logits_of(x.to(device))  # (B, T, V)
-        total += F.cross_entropy(logits.flatten(0, 1).float(), y.to(device).flatten(), reduction="sum").item()
-        count += y.numel()
-    return total, count
 
 
 @torch.inference_mode()

@@ -1,5 +1,6 @@
 """Fixtures shared across test folders."""
 
+import json
 import random
 
 import pytest
@@ -31,3 +32,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+TINY_TRAIN_DEFAULTS = {"batch_size": 4, "max_steps": 20, "lr": 3e-3, "warmup_steps": 2, "device": "cpu"}
+
+
+@pytest.fixture(scope="session")
+def tiny_toml():
+    """A writer of the TOML text of a tiny character GPT (1 layer, width 16, context 16) on `corpus`:
+    tiny_toml(corpus, **train) -> str, the [train] keys given laid over small defaults."""
+
+    def text(corpus, **train) -> str:
+        keys = {**TINY_TRAIN_DEFAULTS, **train}
+        lines = [f"{k} = {json.dumps(v) if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else v}"
+                 for k, v in keys.items()]
+        return (f'[data]\ncorpus = "{corpus}"\nval_fraction = 0.2\n\n[tokenizer]\nkind = "char"\n\n'
+                "[model]\nn_layer = 1\nn_head = 2\nd_model = 16\nblock_size = 16\n\n[train]\n"
+                + "\n".join(lines) + "\n")
+
+    return text

@@ -33,38 +33,16 @@ from seqlab.training import threads
 
 GIB = 1 << 30
 
-TINY = """
-[data]
-corpus = "{corpus}"
-val_fraction = 0.2
-
-[tokenizer]
-kind = "char"
-
-[model]
-n_layer = 1
-n_head = 2
-d_model = 16
-block_size = 16
-
-[train]
-batch_size = 4
-max_steps = 20
-lr = 3e-3
-warmup_steps = 2
-eval_every = 0
-checkpoint_every = 0
-sample_tokens = 0
-device = "cpu"
-"""
+# The [train] keys laid over the tiny config of tests/conftest.py (`tiny_toml`).
+TRAIN = dict(eval_every=0, checkpoint_every=0, sample_tokens=0)
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory, word_corpus):
+def tiny(tmp_path_factory, word_corpus, tiny_toml):
     """(config path, a trained run directory, the cache folder) of a 1-layer char Transformer."""
     tmp = tmp_path_factory.mktemp("budget")
     config = tmp / "tiny.toml"
-    config.write_text(TINY.format(corpus=word_corpus(tmp / "corpus.txt")))
+    config.write_text(tiny_toml(word_corpus(tmp / "corpus.txt"), **TRAIN))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SEQLAB_CACHE", str(tmp / "cache"))
         run = api.train(config, out=tmp / "run", progress=False)

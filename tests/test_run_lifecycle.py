@@ -16,42 +16,17 @@ import pytest
 from seqlab import api, rundir
 from seqlab.cli import main
 
-TINY = """
-[data]
-corpus = "{corpus}"
-val_fraction = 0.2
-
-[tokenizer]
-kind = "char"
-
-[model]
-n_layer = 1
-n_head = 2
-d_model = 16
-block_size = 16
-
-[train]
-batch_size = 4
-max_steps = 20
-lr = 3e-3
-warmup_steps = 2
-eval_every = 10
-eval_steps = 2
-checkpoint_every = 10
-log_every = 5
-sample_tokens = 10
-device = "cpu"
-threads = 1
-"""
+# The [train] keys laid over the tiny config of tests/conftest.py (`tiny_toml`).
+TRAIN = dict(eval_every=10, eval_steps=2, checkpoint_every=10, log_every=5, sample_tokens=10, threads=1)
 
 
 @pytest.fixture
-def workspace(tmp_path, monkeypatch, word_corpus):
+def workspace(tmp_path, monkeypatch, word_corpus, tiny_toml):
     monkeypatch.setenv("SEQLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     corpus = word_corpus(tmp_path / "corpus.txt", seed=3)
     config = tmp_path / "tiny.toml"
-    config.write_text(TINY.format(corpus=corpus))
+    config.write_text(tiny_toml(corpus, **TRAIN))
     return tmp_path, config
 
 

@@ -48,15 +48,24 @@ def evaluation_context(model, context: int | None) -> int:
 
 
 @torch.inference_mode()
+def stream_nats(logits_of, tokens: np.ndarray, block_size: int, *, batch_size: int = 32,
+                device="cpu") -> tuple[float, int]:
+    """Summed cross-entropy (nats) over every predicted token of `tokens`, and how many there are:
+    non-overlapping windows of `block_size`, every token after the first predicted once.
+    `logits_of` maps x (B, T) to logits (B, T, V)."""
+    total, count = 0.0, 0
+    for x, y in iter_eval_windows(tokens, block_size, batch_size):
+        logits = logits_of(x.to(device))  # (B, T, V)
+        total += F.cross_entropy(logits.flatten(0, 1).float(), y.to(device).flatten(), reduction="sum").item()
+        count += y.numel()
+    return total, count
+
+
 def score_windows(model, tokens: np.ndarray, device, context: int | None = None, *,
                   batch_size: int = 32) -> tuple[float, int, int]:
     """Summed cross-entropy over non-overlapping windows of the model's context (see the module docstring)."""
     window = evaluation_context(model, context)
-    total, count = 0.0, 0
-    for x, y in iter_eval_windows(tokens, window, batch_size):
-        logits = model(x.to(device))[0]  # (B, T, V)
-        total += F.cross_entropy(logits.flatten(0, 1).float(), y.to(device).flatten(), reduction="sum").item()
-        count += y.numel()
+    total, count = stream_nats(lambda x: model(x)[0], tokens, window, batch_size=batch_size, device=device)
     return total, count, window
 
 
@@ -103,4 +112,4 @@ def score_sliding(model, tokens: np.ndarray, device, context: int | None = None)
 
 
 __all__ = ["CARRIED_WINDOW", "SLIDING_WINDOW", "evaluation_context", "parameter_count", "score_carried",
-           "score_sliding", "score_windows"]
+           "score_sliding", "score_windows", "stream_nats"]

@@ -17,45 +17,19 @@ from seqlab.cli import main
 from seqlab.training import Trainer, latest_checkpoint
 from seqlab.training import checkpoint as checkpoint_module
 
-TINY = """
-[data]
-corpus = "{corpus}"
-val_fraction = 0.2
-
-[tokenizer]
-kind = "char"
-
-[model]
-n_layer = 1
-n_head = 2
-d_model = 16
-block_size = 16
-
-[train]
-batch_size = 4
-max_steps = 20
-lr = 3e-3
-warmup_steps = 2
-eval_every = 10
-eval_steps = 2
-checkpoint_every = 10
-log_every = 1
-sample_tokens = 0
-device = "cpu"
-dtype = "float32"
-compile = false
-threads = 1
-"""
+# The [train] keys laid over the tiny config of tests/conftest.py (`tiny_toml`).
+TRAIN = dict(eval_every=10, eval_steps=2, checkpoint_every=10, log_every=1, sample_tokens=0,
+             dtype="float32", compile=False, threads=1)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, word_corpus):
+def trained(tmp_path_factory, word_corpus, tiny_toml):
     """A run trained to step 20 (checkpoints at 10 and 20), and the folder it lives in."""
     root = tmp_path_factory.mktemp("trained")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SEQLAB_CACHE", str(root / "cache"))
         config = root / "tiny.toml"
-        config.write_text(TINY.format(corpus=word_corpus(root / "corpus.txt")))
+        config.write_text(tiny_toml(word_corpus(root / "corpus.txt"), **TRAIN))
         assert main(["-q", "train", str(config), "--out", str(root / "run"), "--no-progress"]) == 0
     return root
 

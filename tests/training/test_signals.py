@@ -15,41 +15,16 @@ from seqlab.errors import SeqlabError, TrainingInterrupted
 from seqlab.training import Trainer, latest_checkpoint
 from seqlab.training.signals import StopSignals
 
-TINY = """
-[data]
-corpus = "{corpus}"
-val_fraction = 0.2
-
-[tokenizer]
-kind = "char"
-
-[model]
-n_layer = 1
-n_head = 2
-d_model = 16
-block_size = 16
-
-[train]
-batch_size = 4
-max_steps = 30
-warmup_steps = 2
-eval_every = 0
-eval_steps = 1
-checkpoint_every = 10
-log_every = 1
-sample_tokens = 0
-device = "cpu"
-dtype = "float32"
-compile = false
-threads = 1
-"""
+# The [train] keys laid over the tiny config of tests/conftest.py (`tiny_toml`).
+TRAIN = dict(max_steps=30, lr=1e-3, eval_every=0, eval_steps=1, checkpoint_every=10, log_every=1,
+             sample_tokens=0, dtype="float32", compile=False, threads=1)
 
 
 @pytest.fixture
-def config(tmp_path, monkeypatch, word_corpus):
+def config(tmp_path, monkeypatch, word_corpus, tiny_toml):
     monkeypatch.setenv("SEQLAB_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "tiny.toml"
-    path.write_text(TINY.format(corpus=word_corpus(tmp_path / "corpus.txt")))
+    path.write_text(tiny_toml(word_corpus(tmp_path / "corpus.txt"), **TRAIN))
     return path
 
 
