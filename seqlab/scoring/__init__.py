@@ -1,5 +1,6 @@
-"""Evaluation metrics computed on decoded outputs (as opposed to the models' own losses)."""
+"""Scores: corpus BLEU through sacreBLEU, and the scores of classification and tagging runs."""
 
-from seqlab.scoring.bleu import BLEUScore, corpus_bleu, tokenize_13a
+from seqlab.scoring.bleu import BLEUScore, corpus_bleu
+from seqlab.scoring.tasks import accuracy, chunk_scores, confusion_matrix, macro_f1
 
-__all__ = ["BLEUScore", "corpus_bleu", "tokenize_13a"]
+__all__ = ["BLEUScore", "accuracy", "chunk_scores", "confusion_matrix", "corpus_bleu", "macro_f1"]
