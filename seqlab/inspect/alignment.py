@@ -128,6 +128,13 @@ def plot_source_alignment(model: torch.nn.Module, tokenizer, source: str, path: 
 def plot_alignment_grid(panels: dict[str, Tensor | np.ndarray], source_tokens: Sequence[str],
                         target_tokens: Sequence[str], path: str | Path, *, title: str = "") -> None:
     """Several (T, S) maps side by side (up to 4 a row), each titled by its key, as one PNG."""
+    save_png(alignment_figure(panels, source_tokens, target_tokens, title=title), path)
+
+
+def alignment_figure(panels: dict[str, Tensor | np.ndarray], source_tokens: Sequence[str],
+                     target_tokens: Sequence[str], *, title: str = ""):
+    """The figure of `plot_alignment_grid`: the maps, their axes named, and one colour bar (the
+    attention weight, 0 to 1) for all of them."""
     T, S = len(target_tokens), len(source_tokens)
     maps = {}
     for name, weights in panels.items():  # every shape checked before a figure is opened
@@ -138,22 +145,28 @@ def plot_alignment_grid(panels: dict[str, Tensor | np.ndarray], source_tokens: S
                              f"tokens, got {T} and {S}")
         maps[name] = w
     plt = pyplot()
+    from matplotlib.colors import Normalize
+
     columns = min(4, len(maps))
     rows = -(-len(maps) // columns)
-    fig, axes = plt.subplots(rows, columns, squeeze=False, dpi=110,
-                             figsize=(columns * (1.5 + 0.3 * S), rows * (2.5 + 0.3 * T)))  # room for top labels
+    fig, axes = plt.subplots(rows, columns, squeeze=False, dpi=110, layout="constrained",
+                             figsize=(columns * (1.5 + 0.3 * S) + 1.0, rows * (2.5 + 0.3 * T)))  # + the colour bar
     for ax in axes.flat[len(maps):]:
         ax.axis("off")
+    scale = Normalize(vmin=0.0, vmax=1.0)  # one scale for every map: one colour bar explains them all
+    image = None
     for ax, (name, w) in zip(axes.flat, maps.items()):
-        ax.imshow(w, cmap="gray", vmin=0.0, vmax=1.0, aspect="equal")
+        image = ax.imshow(w, cmap="gray", norm=scale, aspect="equal")
         ax.set_xticks(range(S), [_label(s) for s in source_tokens], rotation=90, fontsize=7)
         ax.set_yticks(range(T), [_label(t) for t in target_tokens], fontsize=7)
         ax.xaxis.tick_top()
-        ax.set_title(name, fontsize=8, pad=24)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    save_png(fig, path)
+        ax.xaxis.set_label_position("top")
+        ax.set_xlabel("source token (attended to)", fontsize=7)
+        ax.set_ylabel("target token (emitted)", fontsize=7)
+        ax.set_title(name, fontsize=8)
+    fig.suptitle(f"attention alignment: {title}" if title else "attention alignment")
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8).set_label("attention weight (0 to 1)", fontsize=8)
+    return fig
 
 
 def plot_alignment(weights: Tensor | np.ndarray, source_tokens: Sequence[str], target_tokens: Sequence[str],

@@ -152,8 +152,15 @@ body { font-family: system-ui, sans-serif; margin: 1.5em; max-width: 70em; }
 #controls { display: flex; gap: 1em; align-items: center; flex-wrap: wrap; margin-bottom: 1em; }
 #text { font-family: ui-monospace, monospace; white-space: pre-wrap; line-height: 1.6; font-size: 15px; }
 #text span { border-radius: 2px; }
-#info { font-family: ui-monospace, monospace; min-height: 7em; margin-top: 1em; padding: .5em;
-        background: #f6f6f6; border-radius: 4px; white-space: pre; }
+/* The hover panel stays in view however long the text: fixed at the window's lower right, with room
+   kept below the text so that it never covers the last lines. */
+body { padding-bottom: 12em; }
+#info { font-family: ui-monospace, monospace; position: fixed; right: 1em; bottom: 1em; z-index: 10;
+        width: 26em; max-height: 40vh; overflow: auto; padding: .5em; background: #f6f6f6f0;
+        border: 1px solid #ccc; border-radius: 4px; white-space: pre; box-shadow: 0 2px 8px #0002; }
+#legend { display: flex; gap: .5em; align-items: center; margin-bottom: .8em; font-size: 13px; }
+#legend .bar { width: 14em; height: .9em; border: 1px solid #ccc;
+               background: linear-gradient(to right, rgb(0,0,255), rgb(255,255,255), rgb(255,0,0)); }
 </style></head><body>
 <h2>{{TITLE}}</h2>
 <div id="controls">
@@ -163,6 +170,8 @@ body { font-family: system-ui, sans-serif; margin: 1.5em; max-width: 70em; }
   <button id="next">&rarr;</button>
   <span id="unit"></span>
 </div>
+<div id="legend"><span>colour: the unit's activation</span><span id="low"></span><span class="bar"></span>
+  <span id="high"></span><span>(blue negative, white 0, red positive; each unit on its own range)</span></div>
 <div id="text"></div>
 <div id="info">hover a character: its activation and the model's top next-character predictions</div>
 <script>
@@ -187,6 +196,8 @@ function draw() {
   rank.max = l.order.length - 1;
   document.getElementById("unit").textContent = `unit ${u} (rank ${rank.value} by variation)`;
   spans.forEach((s, t) => { s.style.background = colour(l.acts[u][t] / l.scale[u]); });
+  document.getElementById("low").textContent = (-l.scale[u]).toPrecision(3);
+  document.getElementById("high").textContent = "+" + l.scale[u].toPrecision(3);
 }
 function show(t) {
   const [l, u] = current();

@@ -196,6 +196,50 @@ class NGramLM(GenerateMixin):
             ctx_idx, ctx_found = _shift(idx, 0), _shift(found & (history >= k - 1), False) & (history >= k)
         return p
 
+    def interpolation(self, tokens: TokensLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """How each outcome's probability is made, for inspection (every outcome of `log_probs`):
+
+        - order (T,) int64: the longest k-gram ending at the outcome that training saw (k = 0: the
+          token itself was never seen, the uniform level answers);
+        - weights (T, n + 1): the weight of each order's distribution in the mixture, column k for
+          order k (0: uniform). Kneser-Ney's p(w | h) = α_n(w | h) + γ(h) p(w | h') unrolls into
+          Σ_k λ_k · α_k(w)/(1 − γ_k), a mixture of normalised distributions with weights λ_n = 1 − γ_n,
+          λ_k = (1 − γ_k) Π_{j>k} γ_j, λ_0 = Π γ_j (an unseen context passes its weight down);
+          mle and add_k use one order, the longest context the position has;
+        - share (T, n + 1): each order's part of the outcome's own probability, summing to 1.
+        """
+        x, history, predicted = self._stream(tokens)
+        n, T = self.order, len(x)
+        weights, parts = np.zeros((T, n + 1)), np.zeros((T, n + 1))
+        order = np.zeros(T, np.int64)
+        tables = self._fitted()
+        weights[:, 0] = 1.0
+        parts[:, 0] = 1.0 / self.n_outcomes
+        ctx_idx, ctx_found = np.zeros(T, np.int64), np.ones(T, bool)
+        for k, keys in enumerate(stream_windows(x, history, n, self.base), start=1):
+            idx, found = lookup(tables[k].keys, keys)
+            order = np.where(found & (history >= k - 1), k, order)
+            if self.smoothing == "kneser_ney":
+                ctx = tables[k - 1]
+                inv_total = ctx.kn_inv_total[ctx_idx]
+                use = (ctx_found & (inv_total > 0))[:, None]  # (T, 1)
+                gamma = ctx.kn_gamma[ctx_idx][:, None]
+                alpha = np.where(found, tables[k].kn_numerator[idx], 0.0) * inv_total
+                weights[:, :k] = np.where(use, weights[:, :k] * gamma, weights[:, :k])
+                weights[:, k] = np.where(use[:, 0], 1.0 - gamma[:, 0], 0.0)
+                parts[:, :k] = np.where(use, parts[:, :k] * gamma, parts[:, :k])
+                parts[:, k] = np.where(use[:, 0], alpha, 0.0)
+                ctx_idx, ctx_found = _shift(idx, 0), _shift(found & (history >= k - 1), False) & (history >= k)
+            else:  # one order: the longest context the position has
+                reach = (history >= k - 1)[:, None]
+                weights = np.where(reach, np.eye(n + 1)[k], weights)
+        if self.smoothing != "kneser_ney":
+            parts = weights.copy()
+        total = parts.sum(1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(total > 0, parts / total, 0.0)
+        return order[predicted], weights[predicted], share[predicted]
+
     def _count_probs(self, x: np.ndarray, history: np.ndarray) -> np.ndarray:
         """mle / add_k at the longest context each position has (order at most n)."""
         tables = self._fitted()

@@ -227,6 +227,12 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(d_model, (n_head + 2 * n_kv_head) * self.head_dim, bias=bias)
         self.out = nn.Linear(d_model, d_model, bias=bias)
 
+    def packed_rows(self) -> dict[str, tuple[str, slice]]:
+        """The query, key and value rows of the packed projection, for adapters on one part
+        (seqlab.nn.lora): part -> (linear layer, rows)."""
+        q, kv = self.n_head * self.head_dim, self.n_kv_head * self.head_dim
+        return {"q": ("qkv", slice(0, q)), "k": ("qkv", slice(q, q + kv)), "v": ("qkv", slice(q + kv, q + 2 * kv))}
+
     def forward(self, x: Tensor, inputs: AttentionInputs, *, cache_layer: LayerKVCache | None = None,
                 need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
         """x (B, T, D) → (y (B, T, D), weights (B, H, T, S) if need_weights else None).

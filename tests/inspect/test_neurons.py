@@ -1,6 +1,8 @@
 import json
 import math
+import os
 import re
+import shutil
 
 import pytest
 import torch
@@ -105,3 +107,35 @@ def test_cli_writes_the_page_and_reports_mistakes_in_one_line(tmp_path, capsys, 
     assert main(["inspect", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "at most 16" in err[0] and "--text" in err[1]
+
+
+def test_hover_panel_stays_in_view_below_a_long_text_and_the_colours_have_a_legend(tokenizer, tmp_path):
+    """In Chromium: hovering the last character of a text longer than the window, scrolled to it,
+    shows the panel inside the window; the legend gives the unit's range."""
+    chromium = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+    if chromium is None:
+        pytest.skip("no chromium on this machine: the page was not rendered (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    torch.manual_seed(0)
+    long_text = (TEXT + " ") * 150  # about 3,000 characters: some 45 lines in a 700-pixel window
+    trace = trace_neurons(tiny_lstm(tokenizer.vocab_size), tokenizer, long_text)
+    path = tmp_path / "page.html"
+    path.write_text(neuron_page(trace), encoding="utf-8")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 700, "height": 400})
+            page.goto(path.as_uri())
+            assert page.evaluate("document.body.scrollHeight") > 2 * 400  # the text runs far below the window
+            last = page.locator("#text span").last
+            last.scroll_into_view_if_needed()
+            last.hover()
+            info = page.locator("#info")
+            assert f"position {len(trace.tokens) - 1}" in info.inner_text()
+            box = info.bounding_box()
+            assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= 400
+            assert 0 <= box["x"] and box["x"] + box["width"] <= 700
+            low, high = page.locator("#low").inner_text(), page.locator("#high").inner_text()
+            assert float(low) < 0 < float(high) and float(high) == pytest.approx(-float(low))
+        finally:
+            browser.close()
