@@ -1,10 +1,12 @@
 """Tokenizers: text to integer ids and back, exactly, behind one interface (``Tokenizer``).
 
-Five kinds; all but ``hf`` are trained here:
+Seven kinds; all but ``hf`` are trained here:
 
 - ``char``: one id per character of the training text (char-rnn, nanoGPT's shakespeare_char);
 - ``byte``: one id per UTF-8 byte, 256 ids, nothing to learn (ByT5; byte-level BPE's alphabet);
 - ``bpe``: byte-level BPE (GPT-2), trained with the Hugging Face ``tokenizers`` library;
+- ``wordpiece``: byte-level WordPiece (BERT's greedy longest-match pieces), exact for every text;
+- ``unigram``: byte-level Unigram (SentencePiece's default model), exact for every text;
 - ``word``: the most frequent words and punctuation marks plus ``<unk>`` (classic translation
   models); its round trip is exact only for text spaced the way it decodes (see ``word``);
 - ``hf``: any Hugging Face ``tokenizer.json`` (a pretrained model's own), never trained here; its
@@ -31,17 +33,20 @@ from seqlab.tokenizers.byte import ByteTokenizer
 from seqlab.tokenizers.char import CharTokenizer
 from seqlab.tokenizers.hf import HFTokenizer
 from seqlab.tokenizers.pair import PairTokenizer, source_side, source_vocab_size
+from seqlab.tokenizers.unigram import UnigramTokenizer
 from seqlab.tokenizers.word import WordTokenizer
+from seqlab.tokenizers.wordpiece import WordPieceTokenizer
 
 __all__ = ["BPETokenizer", "ByteTokenizer", "CharTokenizer", "HFTokenizer", "PairTokenizer", "Tokenizer",
-           "WordTokenizer", "load_tokenizer", "source_side", "source_vocab_size", "tokenizer_from_dict",
+           "UnigramTokenizer", "WordPieceTokenizer", "WordTokenizer", "load_tokenizer", "source_side", "source_vocab_size", "tokenizer_from_dict",
            "train_tokenizer"]
 
 log = logging.getLogger(__name__)
 
 KINDS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "byte": ByteTokenizer,
                                      "bpe": BPETokenizer, "hf": HFTokenizer, "word": WordTokenizer,
-                                     "pair": PairTokenizer}
+                                     "pair": PairTokenizer, "wordpiece": WordPieceTokenizer,
+                                     "unigram": UnigramTokenizer}
 
 
 def _unknown_kind(kind: object) -> TokenizerError:
@@ -53,8 +58,8 @@ def train_tokenizer(kind: str, text: str, *, vocab_size: int = 512,
                     unknown_token: bool = False) -> Tokenizer:
     """A tokenizer of ``kind`` fitted to ``text``.
 
-    ``vocab_size`` is used by bpe (the 256 bytes plus the merges to learn) and word (the cap on
-    specials plus words); ``unknown_token`` by char only (byte and bpe cover every text; word
+    ``vocab_size`` is used by bpe (the 256 bytes plus the merges to learn), wordpiece and unigram
+    (the whole vocabulary, its byte pieces included) and word (the cap on specials plus words); ``unknown_token`` by char only (byte and bpe cover every text; word
     always has ``<unk>``).
     """
     if kind == "char":
@@ -65,12 +70,16 @@ def train_tokenizer(kind: str, text: str, *, vocab_size: int = 512,
         return BPETokenizer.train(text, vocab_size=vocab_size)
     if kind == "word":
         return WordTokenizer.train(text, vocab_size=vocab_size)
+    if kind == "wordpiece":
+        return WordPieceTokenizer.train(text, vocab_size=vocab_size)
+    if kind == "unigram":
+        return UnigramTokenizer.train(text, vocab_size=vocab_size)
     if kind == "pair":
         raise TokenizerError("a pair tokenizer is made of two trained ones (tokenizer.shared = false in a "
                              "seq2seq config), not trained itself")
     if kind == "hf":
         raise TokenizerError("the hf tokenizer kind is a pretrained model's tokenizer.json, read by "
-                             "seqlab import-hf, not trained; choose char, byte, bpe or word to train one")
+                             "seqlab import-hf, not trained; choose char, byte, bpe, wordpiece, unigram or word to train one")
     raise _unknown_kind(kind)
 
 

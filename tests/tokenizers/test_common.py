@@ -146,10 +146,10 @@ def test_train_tokenizer_dispatches_on_kind(kind: str) -> None:
 
 
 def test_unknown_kind_is_an_error() -> None:
-    with pytest.raises(TokenizerError, match=r"unknown tokenizer kind 'wordpiece'.*'char'"):
-        train_tokenizer("wordpiece", "text")
-    with pytest.raises(TokenizerError, match=r"unknown tokenizer kind 'wordpiece'.*'bpe'"):
-        tokenizer_from_dict({"kind": "wordpiece"})
+    with pytest.raises(TokenizerError, match=r"unknown tokenizer kind 'sentencepiece'.*'char'"):
+        train_tokenizer("sentencepiece", "text")
+    with pytest.raises(TokenizerError, match=r"unknown tokenizer kind 'sentencepiece'.*'bpe'"):
+        tokenizer_from_dict({"kind": "sentencepiece"})
     with pytest.raises(TokenizerError, match="no 'kind'"):
         tokenizer_from_dict({"chars": ["a"]})
 
