@@ -59,7 +59,7 @@ from seqlab.tokenizers import (
 )
 from seqlab.training import Trainer, distributed, resolve_device
 from seqlab.training.callbacks import default_callbacks
-from seqlab.training.checkpoint import load_weights
+from seqlab.training.checkpoint import latest_checkpoint, load_weights
 from seqlab.training.metrics import MetricsLog
 from seqlab.training.threads import ThreadGovernor, use_threads
 from seqlab.training.trainer import TrainResult
@@ -143,6 +143,35 @@ def _check_resume(run_dir: Path, from_weights: bool) -> None:
         log.warning("%s has nothing trained yet (no checkpoint, no weights): training it from step 0", run_dir)
 
 
+def nothing_to_train(config: Config | str | Path = "run", *, out: str | Path | None = None,
+                     overrides: Sequence[str] = (), from_weights: bool = False) -> str | None:
+    """When `train(config, out=out, overrides=overrides, resume=True)` would train nothing (the run
+    in `out` has reached its `train.max_steps`), the one line that says so; otherwise None."""
+    run_dir = Path(out) if out is not None else _default_out(config)
+    if not (run_dir / "config.toml").is_file():
+        return None
+    with rundir.claim(run_dir, held=distributed.world_from_env().main):  # a live run is refused, not reported on
+        resumed = _resume_config(run_dir, overrides)
+        if not families.get(resumed.model.family).trained:
+            return None
+        check_resumable(run_dir, from_weights=from_weights)  # a missing state is named before any step is read
+        return _finished(run_dir, resumed, from_weights)
+
+
+def _finished(run_dir: Path, config: Config, from_weights: bool) -> str | None:
+    """The line saying that the run in `run_dir` has nothing left to train, or None."""
+    if from_weights:
+        step = run_step(run_dir)
+    else:
+        checkpoint = latest_checkpoint(run_dir)
+        step = checkpoint.step if checkpoint is not None else None
+    end = config.train.max_steps
+    if step is None or step < end:
+        return None
+    return (f"nothing to train: {run_dir} has reached step {step} of train.max_steps = {end}; to train on, "
+            f"resume with a larger --train.max_steps (e.g. --train.max_steps={2 * end})")
+
+
 def _weights_step(model: nn.Module, run_dir: Path) -> int:
     """`--resume --from-weights`: load the run's weights into `model`; returns the step they were
     saved at (0 when not recorded), where training goes on with a fresh optimizer."""
@@ -189,6 +218,10 @@ def train(config: Config | str | Path, *, out: str | Path | None = None, overrid
             return run_dir
         if continuing and world.main:
             _check_resume(run_dir, from_weights)
+        if continuing and (done := _finished(run_dir, config, from_weights)) is not None:
+            if world.main:
+                log.warning("%s", done)
+            return run_dir
         result = _train_model(config, family, tokenizer, run_dir, claim, world=world, continuing=continuing,
                               from_weights=from_weights, progress=progress)
     if result.interrupted:  # by SIGINT or SIGTERM, after its checkpoint: the caller must know it did not finish
@@ -228,7 +261,8 @@ def _train_model(config: Config, family: families.Family, tokenizer: Tokenizer |
     trainer = None
     try:
         trainer = Trainer(model, batches, config.train, run_dir, device=device, progress=progress,
-                          callbacks=[*default_callbacks(config.train, sampler), claim.callback()],
+                          callbacks=[*default_callbacks(config.train, sampler, plot_title=plot_title(run_dir, config)),
+                                     claim.callback()],
                           title=run_dir.name, world=world, threads=governor)
         if start_step is not None:
             trainer.step = start_step  # fit goes on from there, as from a checkpoint
@@ -240,6 +274,16 @@ def _train_model(config: Config, family: families.Family, tokenizer: Tokenizer |
         if world.distributed:
             gc.collect()
         distributed.stop(world)
+
+
+def plot_title(run_dir: Path, config: Config) -> str:
+    """loss.png's title: the run, its family and corpus, and its budget in steps and tokens."""
+    train = config.train
+    block = getattr(config.model, "block_size", None) or 0  # windows of block_size tokens, where it has one
+    tokens = train.batch_size * train.grad_accum_steps * block * train.max_steps
+    budget = f"{train.max_steps:,} steps" + (f" ({tokens / 1e6:.3g}M tokens)" if tokens else "")
+    corpus = Path(config.data.corpus).name or config.data.corpus
+    return f"{Path(run_dir).name}: {config.model.family} on {corpus}, {budget}"
 
 
 def _lm_data(config: Config, tokenizer: Tokenizer | None) -> tuple[Tokenizer, TokenData | LineData]:
@@ -288,6 +332,9 @@ def _fit_run(config: Config, family: families.Family, run_dir: Path, claim: rund
 def _log_fit(config: Config, family: families.Family, model, data: TokenData | LineData, run_dir: Path,
              seconds: float) -> None:
     """The fitted model's validation loss, logged and written as the `val` row of metrics.csv."""
+    if not family.language_model:  # word vectors: nothing to score a split with
+        log.info("%s fitted to %d tokens in %.2f s", family.name, len(data.train), seconds)
+        return
     if isinstance(data, LineData):
         total, count = family.score_lines(model, data.val, data.boundary, config.model)
         scores = _scores(total, count, count, data.val_chars)
@@ -446,6 +493,13 @@ def evaluate(run_dir: str | Path, *, corpus: str | None = None, split: str = "va
     """
     model, tokenizer, config = load_run(run_dir, resolve_device(device))
     family = families.get(config.model.family)
+    if not family.language_model:  # word vectors: the family's own evaluation (word similarity, analogies)
+        if corpus is not None or context is not None or split != "val":
+            raise SeqlabError(f"a {family.name} run is evaluated on the word-similarity and analogy sets: "
+                              "drop --corpus, --context and --split")
+        if family.evaluation is None:
+            families.require_language_model(family.name, "eval")
+        return family.evaluation(model, tokenizer)
     if family.trained:  # whole batches of windows (or pairs) per forward
         use_threads(config.train.threads, params=sum(p.numel() for p in model.parameters()),
                     tokens=batch_size * (context or config.model.block_size))
@@ -495,3 +549,49 @@ def _evaluate_lines(model, tokenizer: Tokenizer, config: Config, family: familie
     total, count = family.score_lines(model, lines, data.boundary, config.model)
     return {"corpus": corpus or config.data.corpus, "split": split, **_scores(total, count, count, chars),
             "chars": chars, "lines": len(lines)}
+
+
+def plan(config: Config | str | Path, *, out: str | Path | None = None, overrides: Sequence[str] = (),
+         resume: bool = False, overwrite: bool = False, timed: bool = True):
+    """`seqlab train --dry-run`: the resolved config and the estimates of a training (a
+    `seqlab.dryrun.TrainingPlan`), with nothing in the run directory created or changed.
+
+    The data is read and the tokenizer fitted as training would (the token cache may gain entries),
+    so what would stop the training stops this too; then `timed` trains a few steps of a fresh
+    model, in memory only, to time them (`seqlab.dryrun`)."""
+    from seqlab import dryrun
+    from seqlab.config import preset_names
+    from seqlab.config.presets import preset_info
+
+    run_dir = Path(out) if out is not None else _default_out(config)
+    continuing = resume and (run_dir / "config.toml").is_file()
+    if continuing:
+        resolved, tokenizer = _resume_config(run_dir, overrides), read_tokenizer(run_dir)
+    else:
+        resolved, tokenizer = _resolve(config, overrides), None
+        rundir.check_new(run_dir, overwrite=overwrite)
+    is_preset = isinstance(config, str) and config in preset_names() and not Path(config).is_file()
+    info = preset_info(config) if is_preset and not continuing else None
+    family = families.get(resolved.model.family)
+    start = time.perf_counter()
+    if family.reads_pairs:
+        tokenizer, batches, _ = seq2seq.seq2seq_batches(resolved, tokenizer)
+    else:
+        tokenizer, data = _lm_data(resolved, tokenizer)
+        batches = (_line_batches(resolved, family, data) if isinstance(data, LineData)
+                   else family.batches(resolved, data) if family.trained else None)
+    data_seconds = time.perf_counter() - start
+    source = source_vocab_size(tokenizer)
+    seconds_per_step = None
+    if family.trained and timed:
+        check_budget(resolved, tokenizer.vocab_size, source_vocab_size=source)
+        torch.manual_seed(generator_seed(resolved.train.seed))
+        model = build_model(resolved.model, tokenizer.vocab_size, source_vocab_size=source)
+        use_threads(resolved.train.threads, params=sum(p.numel() for p in model.parameters()),
+                    tokens=resolved.train.batch_size * (resolved.model.block_size or 1))
+        seconds_per_step = dryrun.time_steps(model, batches, resolved, run_dir,
+                                             resolve_device(resolved.train.device))
+    return dryrun.estimate(resolved, run_dir=run_dir, vocab_size=tokenizer.vocab_size, source_vocab_size=source,
+                           continuing=continuing, start_step=(run_step(run_dir) or 0) if continuing else 0,
+                           preset=(config, info) if info is not None else None, data_seconds=data_seconds,
+                           timed=seconds_per_step)

@@ -19,7 +19,23 @@ from seqlab.errors import SeqlabError, TrainingInterrupted
 log = logging.getLogger("seqlab")
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Help that ends each option's line with its default, unless the text already says it or there
+    is none to say (None, a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default is None or default is False or default == argparse.SUPPRESS:
+            return text  # --help and --version have SUPPRESS
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _DefaultsFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, not argparse's usage block
         raise SeqlabError(f"{message} (see '{self.prog} --help')")
 
@@ -30,15 +46,39 @@ def _train(args: argparse.Namespace, overrides: list[str]) -> int:
         raise SeqlabError("train needs a config file or preset name (see 'seqlab presets')")
     if args.from_weights and not args.resume:
         raise SeqlabError("--from-weights continues a run from its weights: add --resume")
+    if args.dry_run:
+        from seqlab.dryrun import render
+        print(render(api.plan(args.config or "run", out=args.out, overrides=overrides, resume=args.resume,
+                              overwrite=args.overwrite)))
+        return 0
+    from seqlab.training.distributed import world_from_env
+    if args.resume and (done := api.nothing_to_train(args.config or "run", out=args.out, overrides=overrides,
+                                                     from_weights=args.from_weights)) is not None:
+        if world_from_env().main:
+            print(done)
+        return 0
     run_dir = api.train(args.config or "run", out=args.out, overrides=overrides, resume=args.resume,
                         overwrite=args.overwrite, from_weights=args.from_weights, progress=not args.no_progress)
-    from seqlab.training.distributed import world_from_env
     if world_from_env().main:  # under torchrun, rank 0 speaks for all
-        print(f"run saved in {run_dir}  (next: seqlab sample {run_dir})")
+        print(f"run saved in {run_dir}  (next: {_next_command(run_dir)})")
     return 0
 
 
+def _next_command(run_dir: Path) -> str:
+    """What to run next with a run: translate for a seq2seq family (the registry says), else sample."""
+    from seqlab import families
+    from seqlab.runs import read_config
+    config = read_config(run_dir)
+    if families.get(config.model.family).reads_pairs:
+        import shlex
+        return f"seqlab translate {run_dir} {shlex.quote(config.sample.prompt or 'TEXT')}"
+    return f"seqlab sample {run_dir}"
+
+
 def _read_text(path: str, what: str) -> str:
+    """The text of the file `path`; "-" reads standard input."""
+    if path == "-":
+        return sys.stdin.read()
     try:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -56,28 +96,58 @@ def _sample_options(args: argparse.Namespace, defaults):
 
 
 def _sample(args: argparse.Namespace, overrides: list[str]) -> int:
-    from seqlab import api, families
+    from seqlab import families
     from seqlab.runs import load_run
     from seqlab.training import resolve_device
     model, tokenizer, config = load_run(args.run_dir, resolve_device(args.device))
+    families.require_language_model(config.model.family, "seqlab sample")
     _decode_threads(model, config)
     options = _sample_options(args, config.sample)
+    if args.interactive:
+        return _interactive(lambda turn, prompt: _write_samples(
+            model, tokenizer, config, replace(options, prompt=prompt, seed=options.seed + turn), args.no_cache))
+    _write_samples(model, tokenizer, config, options, args.no_cache)
+    return 0
+
+
+def _write_samples(model, tokenizer, config, options, no_cache: bool) -> None:
+    """`options.num_samples` samples (or translations, for a seq2seq run) after `options.prompt`."""
+    from seqlab import api, families
     if families.get(config.model.family).reads_pairs:  # the prompt is the source to translate
         from seqlab.seq2seq import translate
         for index in range(options.num_samples):
             print(translate(model, tokenizer, [options.prompt], max_new_tokens=options.max_new_tokens,
                             temperature=options.temperature, top_k=options.top_k or None, top_p=options.top_p,
                             seed=options.seed + index)[0])
-        return 0
+        return
     if options.num_samples > 1:  # one batch: N samples for little more than the time of one
-        texts = api.sample_many(model, tokenizer, options, use_cache=not args.no_cache)
+        texts = api.sample_many(model, tokenizer, options, use_cache=not no_cache)
         sys.stdout.write("\n---------------\n".join(texts) + "\n")
-        return 0
-    for piece in api.stream_sample(model, tokenizer, options, use_cache=not args.no_cache, echo_prompt=True):
+        return
+    for piece in api.stream_sample(model, tokenizer, options, use_cache=not no_cache, echo_prompt=True):
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
-    return 0
+
+
+def _interactive(answer) -> int:
+    """`sample -i`: a prompt a line from standard input, `answer(turn, prompt)` for each, until an
+    empty line or the end of the input (Ctrl-D). On a terminal it asks with "> "."""
+    terminal = sys.stdin.isatty()
+    if terminal:
+        print("one prompt a line; an empty line or Ctrl-D ends", file=sys.stderr)
+    turn = 0
+    while True:
+        try:
+            line = input("> ") if terminal else sys.stdin.readline()
+        except EOFError:
+            line = ""
+        prompt = line.rstrip("\r\n")
+        if not prompt:
+            return 0
+        answer(turn, prompt)
+        sys.stdout.flush()
+        turn += 1
 
 
 def _check_sampling(args: argparse.Namespace) -> None:
@@ -134,37 +204,28 @@ def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
 
 
 def _info(args: argparse.Namespace, overrides: list[str]) -> int:
-    from dataclasses import asdict
+    from seqlab.catalog import render_info, run_info
+    info = run_info(args.run_dir)
+    print(json.dumps(info) if args.json else render_info(info))
+    return 0
 
-    from seqlab import families
-    from seqlab.runs import load_run, run_step
-    from seqlab.training.metrics import MetricsLog
-    model, tokenizer, config = load_run(args.run_dir)
-    family = families.get(config.model.family)
-    metrics_path = Path(args.run_dir) / "metrics.csv"
-    last_val = MetricsLog(metrics_path).last("val") if metrics_path.is_file() else None
-    size = family.size(model) if family.size is not None else sum(p.numel() for p in model.parameters())
-    info = {"run_dir": str(args.run_dir), "family": family.name,
-            **({"task": config.data.task} if config.data.task else {"corpus": config.data.corpus}),
-            "tokenizer": tokenizer.kind, "vocab_size": tokenizer.vocab_size,
-            family.size_unit.replace(" ", "_").replace("-", "_"): size,
-            "step": run_step(Path(args.run_dir)),
-            "max_steps": config.train.max_steps,
-            "val_loss": float(last_val["loss"]) if last_val else None,
-            "val_bits_per_char": float(last_val["bits_per_char"]) if last_val else None,
-            "model": asdict(config.model)}
-    if args.json:
-        print(json.dumps(info))
-    else:
-        for key, value in info.items():
-            print(f"{key:>18}  {value}")
+
+def _runs(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab.catalog import render_runs, run_rows
+    print(render_runs(run_rows(args.folder), args.folder))
     return 0
 
 
 def _demo(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab import api
     from seqlab.config import SampleConfig
-    print("seqlab demo: a 4-layer character-level GPT learns tiny Shakespeare (nanoGPT's CPU config, lr 2e-3)\n")
+    from seqlab.demo import demo_corpus
+    corpus, instead = demo_corpus()  # tiny Shakespeare, or offline this Python's standard library
+    if instead is None:
+        print("seqlab demo: a 4-layer character-level GPT learns tiny Shakespeare (nanoGPT's CPU config, lr 2e-3)\n")
+    else:
+        print(f"seqlab demo: {instead}\n")
+        overrides = [f"data.corpus={corpus}", *overrides]
     run_dir = api.train("shakespeare-char", out=args.out, overrides=overrides, overwrite=True)
     result = api.evaluate(run_dir)
     print(f"\nvalidation: loss {result['loss']:.4f} nats/char, {result['bits_per_char']:.3f} bits/char\n")
@@ -176,8 +237,9 @@ def _demo(args: argparse.Namespace, overrides: list[str]) -> int:
             sys.stdout.write(piece)
             sys.stdout.flush()
         print()
+    prompt = "ROMEO:" if instead is None else "def "
     print(f"\nthe run is in {run_dir}: loss.png, metrics.csv, samples.txt; try `seqlab sample {run_dir} "
-          f"--prompt 'ROMEO:'`")
+          f"--prompt '{prompt}'`")
     return 0
 
 
@@ -306,15 +368,20 @@ def _add_parens(experiments) -> None:
 def _compare(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab.experiments.compare import render_table, run_compare, write_reports
     rows = run_compare(args.configs, out=args.out, overrides=overrides, sample_tokens=args.sample_tokens,
-                       progress=not args.no_progress, models=args.models, corpus=args.corpus)
+                       progress=not args.no_progress, models=args.models, corpus=args.corpus, prompt=args.prompt)
     print(render_table(rows))
     print("\nsaved " + ", ".join(str(p) for p in write_reports(rows, args.out)))
     return 0
 
 
 def _presets(args: argparse.Namespace, overrides: list[str]) -> int:
-    from seqlab.config import preset_names
-    print("\n".join(preset_names()))
+    from seqlab.catalog import preset_rows, preset_toml, render_presets
+    if args.action is None:
+        print(render_presets(preset_rows()))
+    elif args.action == "show" and args.name:
+        print(preset_toml(args.name), end="")
+    else:
+        raise SeqlabError("presets takes nothing (the table) or 'show NAME' (a preset's resolved config)")
     return 0
 
 
@@ -335,32 +402,129 @@ def _export_hf(args: argparse.Namespace, overrides: list[str]) -> int:
 def _inspect(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab import families
     from seqlab.files import atomic_write_text
-    from seqlab.inspect import neuron_page, trace_neurons
+    from seqlab.inspect.report import inspect_text, write_figures
     from seqlab.runs import load_run
     text = args.text if args.text_file is None else _read_text(args.text_file, "text")
     if not text:
-        raise SeqlabError("inspect needs a text: --text \"...\" or --text-file FILE")
+        raise SeqlabError("inspect needs a text: --text \"...\" or --file FILE")
     model, tokenizer, config = load_run(args.run_dir)
+    families.require_language_model(config.model.family, "seqlab inspect")
     family = families.get(config.model.family)
-    if family.reads_pairs:
-        raise SeqlabError(f"{args.run_dir} is a {family.name} run: its attention over a source is drawn by "
-                          f"seqlab translate RUN TEXT --plot FILE.png")
     try:
-        trace = trace_neurons(model, tokenizer, text, top_k=args.top_k,
-                              units=family.units or (lambda _model, _ids: {}))
+        inspection = inspect_text(model, tokenizer, family, text)
     except ValueError as exc:
         raise SeqlabError(str(exc)) from None
     out = Path(args.out) if args.out else Path(args.run_dir) / "inspect.html"
-    atomic_write_text(out, neuron_page(trace, title=f"seqlab inspect {args.run_dir}"))
-    units = ", ".join(f"{name} ({acts.shape[1]})" for name, acts in trace.layers.items())
-    print(f"wrote {out}: {len(trace.tokens)} tokens; units of {units}")
+    title = f"seqlab inspect {args.run_dir}"
+    atomic_write_text(out, inspection.page(title=title, top_strings=tokenizer.token_strings(), top_k=args.top_k))
+    print(f"wrote {out} ({out.stat().st_size:,} bytes): {inspection.summary()}")
+    if args.png:
+        figures = write_figures(inspection, args.png, title=Path(args.run_dir).name)
+        print(f"wrote {len(figures)} figures in {args.png}")
     return 0
+
+
+def _serve(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab.serve import serve
+    serve(args.run_dirs, host=args.host, port=args.port)
+    return 0
+
+
+def _embed(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab.embeddings import WordVectors, plot_words
+    from seqlab.embeddings.report import evaluation_table, frequent_words
+    if not (args.neighbors or args.analogy or args.eval or args.plot is not None or args.export):
+        raise SeqlabError("embed needs --neighbors WORD, --analogy A B C, --eval, --plot or --export FILE")
+    if args.top is not None and args.top < 1:
+        raise SeqlabError(f"--top must be at least 1, got {args.top}")
+    vectors = WordVectors.from_run(args.run_dir)
+    if args.neighbors:
+        for word, score in vectors.most_similar([args.neighbors], topn=args.top or 10):
+            print(f"{score:8.4f}  {word}")
+    if args.analogy:
+        a, b, c = args.analogy
+        for method, answers in vectors.analogy(a, b, c, topn=5).items():
+            print(f"{a} - {b} + {c}  ({method}):  " + ", ".join(f"{w} {s:.4f}" for w, s in answers))
+    if args.eval:
+        print("\n".join(evaluation_table(vectors)))
+    if args.plot is not None:
+        words = ([w.strip() for w in args.plot.split(",") if w.strip()] if args.plot
+                 else frequent_words(args.run_dir, vectors, args.top or 100))
+        out = args.out or str(Path(args.run_dir) / "embed")
+        paths = plot_words(vectors, words, out, title=vectors.name)
+        print("wrote " + ", ".join(str(p) for p in paths))
+    if args.export:
+        vectors.save_word2vec_format(args.export)
+        print(f"wrote {args.export}: {len(vectors):,} vectors of {vectors.dim} (word2vec text format)")
+    return 0
+
+
+def _add_embed(commands) -> None:
+    embed = commands.add_parser("embed", help="neighbours, analogies, evaluation, maps and export of a run's "
+                                              "word vectors (word2vec, GloVe, or any LM's token embedding)")
+    embed.add_argument("run_dir", help="a run directory (made by seqlab train or import-hf)")
+    embed.add_argument("--neighbors", metavar="WORD", help="the nearest words by cosine")
+    embed.add_argument("--analogy", nargs=3, metavar=("A", "B", "C"),
+                       help="A - B + C by 3CosAdd and 3CosMul (king man woman -> queen)")
+    embed.add_argument("--eval", action="store_true", help="WordSim353, SimLex-999, Google analogies")
+    embed.add_argument("--plot", nargs="?", const="", metavar="WORDS",
+                       help="PCA and t-SNE maps of these comma-separated words (none: the --top N most frequent)")
+    embed.add_argument("--top", type=int, metavar="N", help="neighbours shown (default 10) or words mapped "
+                                                            "(default 100)")
+    embed.add_argument("--out", help="--plot: the PNG files' prefix (default RUN/embed: embed-pca.png, "
+                                     "embed-tsne.png)")
+    embed.add_argument("--export", metavar="FILE", help="write the vectors in the word2vec text format")
+    embed.set_defaults(handler=_embed)
+
+
+def _tokenize(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab import pieces
+    if args.fertility is not None:
+        from seqlab.experiments.tables import text_table
+        rows, setup = pieces.fertility(args.fertility or args.corpus, vocab_size=args.vocab_size)
+        print(setup)
+        print("\n".join(text_table(["kind", "vocab", "tokens", "tokens/word", "bytes/token", "exact"], [
+            [r.kind, str(r.vocab_size), f"{r.tokens:,}", f"{r.tokens_per_word:.3f}", f"{r.bytes_per_token:.3f}",
+             "yes" if r.exact else "no"] for r in rows])))
+        return 0
+    if args.target is None or args.text is None:
+        raise SeqlabError("tokenize needs RUN|KIND and TEXT (or --fertility [CORPUS])")
+    tokenizer, what = pieces.tokenizer_for(args.target, corpus=args.corpus, vocab_size=args.vocab_size)
+    result = pieces.cut(tokenizer, args.text)
+    print(f"{what} (vocab {tokenizer.vocab_size:,})")
+    import os
+    print(pieces.render(result, colour=sys.stdout.isatty() and not args.plain and not os.environ.get("NO_COLOR")))
+    print(f"ids: {result.ids}")
+    print(f"{len(args.text):,} characters, {result.n_bytes:,} bytes -> {len(result.ids):,} tokens, "
+          f"{result.bytes_per_token:.2f} bytes per token; round trip {'exact' if result.exact else 'NOT exact'}")
+    return 0
+
+
+def _add_tokenize(commands) -> None:
+    from seqlab.pieces import DEFAULT_CORPUS, DEFAULT_VOCAB_SIZE, TRAINED_KINDS
+    tokenize = commands.add_parser("tokenize", help="how a tokenizer cuts a text, and each kind's fertility")
+    tokenize.add_argument("target", nargs="?", metavar="RUN|KIND",
+                          help=f"a run directory, or a kind to train: {', '.join(TRAINED_KINDS)}")
+    tokenize.add_argument("text", nargs="?", help="the text to cut")
+    tokenize.add_argument("--corpus", default=DEFAULT_CORPUS,
+                          help=f"what a KIND is trained on (default {DEFAULT_CORPUS})")
+    tokenize.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE,
+                          help=f"of a trained KIND (default {DEFAULT_VOCAB_SIZE})")
+    tokenize.add_argument("--plain", action="store_true", help="pieces separated by | instead of coloured")
+    tokenize.add_argument("--fertility", nargs="?", const="", metavar="CORPUS",
+                          help="tokens per word and bytes per token of every kind on held-out text of CORPUS "
+                               "(default --corpus)")
+    tokenize.set_defaults(handler=_tokenize)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="seqlab", description="Sequence models from n-grams to GPT: train, sample, evaluate.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    from seqlab import __version__
+    parser.add_argument("--version", action="version", version=f"seqlab {__version__}",
+                        help="print seqlab's version and exit")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (anywhere on the line)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="only warnings and errors on stderr (anywhere on the line)")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads for torch, anywhere on the line (default: chosen for the "
                              "model size and the cores other processes leave free)")
@@ -378,26 +542,36 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replace an existing run in --out (kept in OUT/.replaced until the new run's "
                             "first checkpoint)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--dry-run", action="store_true",
+                       help="print the resolved config, the parameter count and memory and time estimates, "
+                            "then exit without creating the run directory")
     train.set_defaults(handler=_train, overrides_allowed=True)
 
     sample = commands.add_parser("sample", help="generate text from a trained run")
-    sample.add_argument("run_dir")
+    sample.add_argument("run_dir", help="a run directory (made by seqlab train or import-hf)")
     group = sample.add_mutually_exclusive_group()
-    group.add_argument("--prompt", help="text to continue")
-    group.add_argument("--prompt-file", help="a file whose text to continue")
-    sample.add_argument("--max-new-tokens", type=int)
-    sample.add_argument("--temperature", type=float, help="0 means greedy")
-    sample.add_argument("--top-k", type=int, help="0 turns top-k off")
-    sample.add_argument("--top-p", type=float, help="1 turns nucleus sampling off")
+    group.add_argument("--prompt", help="text to continue (default: the run's sample.prompt)")
+    group.add_argument("--prompt-file", metavar="FILE", help="a file whose text to continue; - reads standard input")
+    group.add_argument("-i", "--interactive", action="store_true",
+                       help="read a prompt a line from standard input and sample after each, until an empty "
+                            "line or the end of the input (Ctrl-D)")
+    sample.add_argument("--max-new-tokens", type=int, help="tokens to generate (default: the run's "
+                                                           "sample.max_new_tokens)")
+    sample.add_argument("--temperature", type=float, help="0 means greedy (default: the run's sample.temperature)")
+    sample.add_argument("--top-k", type=int, help="keep the k likeliest tokens; 0 turns top-k off (default: the "
+                                                  "run's sample.top_k)")
+    sample.add_argument("--top-p", type=float, help="nucleus sampling; 1 turns it off (default: the run's "
+                                                    "sample.top_p)")
     sample.add_argument("--seed", type=int, help="any integer (default: the run's sample.seed)")
-    sample.add_argument("--num-samples", type=int)
-    sample.add_argument("--stop", help="stop a sample when this text appears")
+    sample.add_argument("--num-samples", type=int, help="samples after the same prompt, drawn as one batch "
+                                                        "(default: the run's sample.num_samples)")
+    sample.add_argument("--stop", help="stop a sample when this text appears (default: the run's sample.stop)")
     sample.add_argument("--no-cache", action="store_true", help="recompute the context at every step")
     sample.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps (default cpu)")
     sample.set_defaults(handler=_sample)
 
     evaluate = commands.add_parser("eval", help="loss, perplexity and bits per char of a run")
-    evaluate.add_argument("run_dir")
+    evaluate.add_argument("run_dir", help="a run directory (made by seqlab train or import-hf)")
     evaluate.add_argument("--corpus", help="another corpus to evaluate on (default: the run's)")
     evaluate.add_argument("--split", choices=("val", "train", "test", "all"), default="val",
                           help="test: the held-out test pairs of parallel text")
@@ -408,23 +582,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--beam", type=int, default=1, help="seq2seq: decode with beam search of this width "
                                                               "(default 1, greedy)")
     evaluate.add_argument("--length-penalty", type=float, default=1.0, help="seq2seq beam search: GNMT's alpha")
-    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps")
     evaluate.set_defaults(handler=_eval)
 
     translate = commands.add_parser("translate", help="decode targets for sources with a seq2seq run")
-    translate.add_argument("run_dir")
+    translate.add_argument("run_dir", help="a run directory (made by seqlab train or import-hf)")
     translate.add_argument("text", nargs="?", help="the source to translate")
     translate.add_argument("--file", help="a file of sources, one per line")
     translate.add_argument("--beam", type=int, default=1, help="beam width (default 1: greedy or sampled)")
     translate.add_argument("--length-penalty", type=float, default=1.0, help="beam search: GNMT's alpha")
     translate.add_argument("--temperature", type=float, default=0.0, help="0 (default) means greedy")
-    translate.add_argument("--top-k", type=int)
-    translate.add_argument("--top-p", type=float)
+    translate.add_argument("--top-k", type=int, help="sample from the k likeliest tokens (with --temperature > 0)")
+    translate.add_argument("--top-p", type=float, help="nucleus sampling (with --temperature > 0)")
     translate.add_argument("--seed", type=int, help="any integer")
-    translate.add_argument("--max-new-tokens", type=int, default=256)
+    translate.add_argument("--max-new-tokens", type=int, default=256, help="the longest output, in tokens")
     translate.add_argument("--plot", metavar="PNG", help="also draw the attention between the first source "
                                                           "and its output (the Bahdanau figure)")
-    translate.add_argument("--device", default="cpu")
+    translate.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps")
     translate.set_defaults(handler=_translate)
 
     compare = commands.add_parser("compare", help="train language models of any family alike and compare them",
@@ -439,16 +613,22 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", default="runs/compare", help="one run per config, and the reports "
                                                                "(default runs/compare)")
     compare.add_argument("--sample-tokens", type=int, default=60, help="length of each row's sample")
+    compare.add_argument("--prompt", help="every model samples after this text (default: the configs' "
+                                          "sample.prompt when they share one, else the start of a line)")
     compare.add_argument("--no-progress", action="store_true", help="no progress bars")
     compare.set_defaults(handler=_compare, overrides_allowed=True)
 
     info = commands.add_parser("info", help="what a run directory holds")
-    info.add_argument("run_dir")
-    info.add_argument("--json", action="store_true")
+    info.add_argument("run_dir", help="a run directory (made by seqlab train or import-hf)")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(handler=_info)
 
+    runs = commands.add_parser("runs", help="a table of the runs in a folder: family, step, val bits/char, size, date")
+    runs.add_argument("folder", nargs="?", default="runs", help="the folder to list, searched 3 folders deep")
+    runs.set_defaults(handler=_runs)
+
     demo = commands.add_parser("demo", help="train the shakespeare-char preset and print samples")
-    demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--out", default="runs/demo", help="the run directory (replaced if it holds a run)")
     demo.add_argument("--tokens", type=int, default=300, help="length of each sample")
     demo.set_defaults(handler=_demo, overrides_allowed=True)
 
@@ -457,14 +637,17 @@ def build_parser() -> argparse.ArgumentParser:
     shannon = experiments.add_parser("shannon", help="Shannon's 1948 approximations to English")
     shannon.add_argument("--corpus", default="shakespeare", help="registry name, file, folder or glob")
     shannon.add_argument("--length", type=int, default=300, help="characters per sample")
-    shannon.add_argument("--seed", type=int, default=0)
+    shannon.add_argument("--seed", type=int, default=0, help="seed of the samples")
     shannon.add_argument("--out", help="also write the report as Markdown into this folder")
     shannon.set_defaults(handler=_experiment)
     _add_llm_table(experiments)
     _add_parens(experiments)
     _add_pos(experiments)
 
-    presets = commands.add_parser("presets", help="list the shipped presets")
+    presets = commands.add_parser("presets", help="the shipped presets: family, parameters, steps, time, description",
+                                  epilog="`seqlab presets show NAME` prints a preset's resolved config as TOML")
+    presets.add_argument("action", nargs="?", choices=("show",), help="show: print one preset's resolved config")
+    presets.add_argument("name", nargs="?", help="the preset to show")
     presets.set_defaults(handler=_presets)
 
     import_hf = commands.add_parser("import-hf", help="make a run from a Hugging Face GPT-2 or LLaMA folder")
@@ -474,19 +657,30 @@ def build_parser() -> argparse.ArgumentParser:
     import_hf.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     import_hf.set_defaults(handler=_import_hf)
 
-    inspect = commands.add_parser("inspect", help="an HTML page of hidden-unit activations over a text")
-    inspect.add_argument("run_dir")
+    inspect = commands.add_parser("inspect", help="an HTML page of what a model computes over a text: surprisal, "
+                                     "attention, neurons, HMM trellis, n-gram backoff")
+    inspect.add_argument("run_dir", help="a run directory (made by seqlab train or import-hf)")
     inspect.add_argument("--text", default="", help="the text to run the model over")
-    inspect.add_argument("--text-file", help="read the text from this file")
+    inspect.add_argument("--text-file", "--file", dest="text_file", help="read the text from this file")
     inspect.add_argument("--out", help="the HTML file to write (default RUN_DIR/inspect.html)")
     inspect.add_argument("--top-k", type=int, default=5, help="next-token predictions shown per position")
+    inspect.add_argument("--png", metavar="DIR", help="also write the views as PNG figures into DIR")
     inspect.set_defaults(handler=_inspect)
 
     export_hf = commands.add_parser("export-hf", help="write a run as a Hugging Face save_pretrained folder")
-    export_hf.add_argument("run_dir")
+    export_hf.add_argument("run_dir", help="a run directory (made by seqlab train or import-hf)")
     export_hf.add_argument("--out", required=True, help="the folder to write")
     export_hf.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     export_hf.set_defaults(handler=_export_hf)
+
+    serve = commands.add_parser("serve", help="a local web playground over runs (see docs/serve.md)")
+    serve.add_argument("run_dirs", nargs="+", metavar="RUN", help="the runs to serve, and only these")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this "
+                                                          "machine only; 0.0.0.0 opens it to the network)")
+    serve.add_argument("--port", type=int, default=8000, help="default 8000; 0 picks a free one")
+    serve.set_defaults(handler=_serve)
+    _add_embed(commands)
+    _add_tokenize(commands)
     return parser
 
 
@@ -548,15 +742,19 @@ def _out_of_memory(exc: BaseException) -> str | None:
     return f"out of memory{detail}: try a smaller batch (train.batch_size), context (model.block_size) or model"
 
 
+GLOBAL_FLAGS = ("--debug", "-q", "--quiet")  # taken from anywhere on the line (and --threads N, --version)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv  # accepted anywhere on the line, not only before the command
-    argv = [a for a in argv if a != "--debug"]
+    # The global flags are accepted anywhere on the line, not only before the command.
+    debug, quiet = "--debug" in argv, "-q" in argv or "--quiet" in argv
+    argv = [a for a in argv if a not in GLOBAL_FLAGS]
     try:
         argv = _take_threads(argv)
         rest, overrides = _split_overrides(argv)
-        args = build_parser().parse_args(rest)
-        _setup_logging(args.quiet)
+        args = build_parser().parse_args(["--version"] if "--version" in rest else rest)
+        _setup_logging(quiet)
         if overrides and not getattr(args, "overrides_allowed", False):
             raise SeqlabError(f"{args.command} takes no --section.key=value options (got {overrides[0]})")
         return args.handler(args, overrides)

@@ -90,7 +90,9 @@ def read_config(run_dir: Path) -> Config:
     if not Path(run_dir).is_dir():
         raise CheckpointError(f"run directory {run_dir} does not exist")
     if not path.is_file():
-        raise CheckpointError(f"{run_dir} is not a seqlab run directory (it has no config.toml)")
+        runs = any((child / "config.toml").is_file() for child in Path(run_dir).iterdir() if child.is_dir())
+        hint = f"; it holds runs: `seqlab runs {run_dir}` lists them" if runs else ""
+        raise CheckpointError(f"{run_dir} is not a seqlab run directory (it has no config.toml){hint}")
     try:
         # drop_foreign: runs written before settings were per family list every family's keys.
         return build_config(tomllib.loads(path.read_text(encoding="utf-8")), str(path), drop_foreign=True)

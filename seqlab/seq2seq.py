@@ -209,7 +209,8 @@ def _score_pairs(model: nn.Module, tokenizer: Tokenizer, pairs: Sequence[Pair], 
         "exact_match": exact / len(pairs), "token_accuracy": right / max(tokens, 1), "pairs": len(pairs),
         "beam_size": beam_size}
     if bleu:
-        scores["bleu"] = corpus_bleu(outputs, [t for _, t in pairs]).score
+        result = corpus_bleu(outputs, [t for _, t in pairs])
+        scores["bleu"], scores["bleu_signature"] = result.score, result.signature  # sacreBLEU's
     return scores
 
 

@@ -24,15 +24,23 @@ TINY = {
     "gated": {"n_layer": 1, "d_model": 16, "block_size": 16},
     "gru": {"n_layer": 1, "d_model": 16, "block_size": 16},
     "lstm": {"n_layer": 1, "d_model": 16, "block_size": 16},
+    "mamba": {"n_layer": 1, "d_model": 16, "d_state": 4, "block_size": 16},
     "transformer": {"n_layer": 1, "n_head": 2, "d_model": 16, "block_size": 32},
     "encoder_decoder": {"n_layer": 1, "n_head": 2, "d_model": 16, "block_size": 32},
     "rnn_seq2seq": {"n_layer": 1, "d_model": 16, "block_size": 32},
 }
+# The word-vector families learn vectors, not next-token probabilities: their own battery below.
+VECTORS = {
+    "word2vec": {"d_model": 8, "window": 2, "min_count": 2},
+    "glove": {"d_model": 8, "window": 3, "min_count": 2},
+}
 PROMPT = "to "
+LANGUAGE_MODELS = [f for f, e in families.FAMILIES.items() if e.language_model]
 
 
 def test_every_family_is_exercised():
-    assert set(TINY) == set(families.FAMILIES)
+    assert set(TINY) == set(LANGUAGE_MODELS)
+    assert set(VECTORS) == set(families.FAMILIES) - set(LANGUAGE_MODELS)
 
 
 def _toml(value) -> str:
@@ -47,7 +55,7 @@ def corpus(tmp_path_factory, word_corpus):
 def write_config(path, family: str, corpus) -> str:
     pairs = families.get(family).reads_pairs
     data = ('task = "reverse"\ntask_examples = 40\ntask_max_len = 6\n' if pairs else f'corpus = "{corpus}"\n')
-    model = "".join(f"{key} = {_toml(value)}\n" for key, value in TINY[family].items())
+    model = "".join(f"{key} = {_toml(value)}\n" for key, value in {**TINY, **VECTORS}[family].items())
     path.write_text(f'[data]\n{data}\n[model]\nfamily = "{family}"\n{model}\n'
                     "[train]\nmax_steps = 3\nbatch_size = 4\neval_every = 0\ncheckpoint_every = 0\n"
                     "sample_tokens = 0\n", encoding="utf-8")
@@ -86,8 +94,8 @@ def test_family_through_every_verb(family, tmp_path, corpus, capsys, monkeypatch
         sample[3] = "abcd"
         assert main(sample) == 0
         assert main(["translate", run, "abcd"]) == 0
-        assert main(["inspect", run, "--text", "abc"]) == 2
-        assert "translate" in one_line_error(capsys, 2)
+        assert main(["inspect", run, "--text", "abc", "--out", str(tmp_path / "page.html")]) == 0
+        assert "attention cross" in capsys.readouterr().out  # the alignment of its greedy translation
         assert "seq2seq" in one_line_error(capsys, main(["compare", config, "--out", str(tmp_path / "cmp")]))
         return
 
@@ -120,13 +128,31 @@ def test_family_through_every_verb(family, tmp_path, corpus, capsys, monkeypatch
     assert family in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("family", [f for f, e in families.FAMILIES.items() if not (e.reads_pairs or e.context_option)])
+@pytest.mark.parametrize("family", [f for f in LANGUAGE_MODELS if not (families.get(f).reads_pairs
+                                                                         or families.get(f).context_option)])
 def test_a_family_not_scored_in_windows_refuses_a_context(family, tmp_path, corpus, capsys, monkeypatch):
     monkeypatch.setenv("SEQLAB_CACHE", str(tmp_path / "cache"))
     config = write_config(tmp_path / f"{family}.toml", family, corpus)
     assert main(["train", config, "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     capsys.readouterr()
     assert "--context" in one_line_error(capsys, main(["eval", str(tmp_path / "run"), "--context", "8"]))
+
+
+@pytest.mark.parametrize("family", list(VECTORS))
+def test_word_vector_family_through_the_verbs_that_apply(family, tmp_path, corpus, capsys, monkeypatch):
+    """Trained, described and queried with `embed`; the language-model verbs refuse in one line."""
+    monkeypatch.setenv("SEQLAB_CACHE", str(tmp_path / "cache"))
+    config = write_config(tmp_path / f"{family}.toml", family, corpus)
+    run = str(tmp_path / "run")
+    assert main(["train", config, "--out", run, "--no-progress", "--tokenizer.kind=word"]) == 0
+    capsys.readouterr()
+    assert main(["info", run, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["family"] == family
+    assert main(["embed", run, "--neighbors", "the", "--top", "3"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) >= 3
+    for verb in (["sample", run, "--prompt", "the"], ["inspect", run, "--text", "the cat"]):
+        line = one_line_error(capsys, main(verb))
+        assert "word-vector" in line or family in line, line
 
 
 def test_a_key_of_another_family_names_that_family(capsys):
@@ -144,7 +170,7 @@ def names_corpus(path, n=300, seed=0):
     return path
 
 
-@pytest.mark.parametrize("family", [f for f, e in families.FAMILIES.items() if not e.reads_pairs])
+@pytest.mark.parametrize("family", [f for f in LANGUAGE_MODELS if not families.get(f).reads_pairs])
 def test_every_language_model_family_trains_on_lines(family, tmp_path, monkeypatch):
     """data.sequences = lines: each line a sequence framed by the newline token. The split's loss is
     each line's contract score, [boundary] * (1 + padding) + line + [boundary], less the padding."""

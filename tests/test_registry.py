@@ -18,8 +18,11 @@ ALLOWED = ("families", "config")  # the registry and the settings
 # Comparisons with a family's name that are about something else, with the reason.
 NOT_FAMILIES = {
     ("models/seq2seq_rnn.py", "cell == 'lstm'"),  # Seq2SeqRNN's recurrent cell (gru | lstm), not a family
+    ("serve/views.py", "'hmm' in parts"),  # the trellis view a request asks for, shown when traced
+    ("serve/views.py", "'ngram' in parts"),  # the backoff view a request asks for, shown when traced
 }
-MODEL_CLASSES = {"TransformerLM", "RNNLM", "NGramLM", "HMM", "MLPLM", "WaveNetLM", "EncoderDecoder", "Seq2SeqRNN"}
+MODEL_CLASSES = {"TransformerLM", "RNNLM", "NGramLM", "HMM", "MLPLM", "WaveNetLM", "EncoderDecoder", "Seq2SeqRNN",
+                 "MambaLM"}
 
 
 def _is_family(node: ast.AST) -> bool:

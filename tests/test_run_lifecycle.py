@@ -307,13 +307,16 @@ def test_export_overwrite_replaces_the_whole_export(workspace, capsys):
     run, out = tmp / "run", tmp / "hf"
     train(capsys, config, run)
     assert run_cli(capsys, "export-hf", run, "--out", out)[0] == 0
-    (out / "tokenizer.json").write_text("{}")  # an earlier export's tokenizer, which this run has none of
-    (out / "generation_config.json").write_text("{}")
+    exported = sorted(p.name for p in out.iterdir())
+    assert {"config.json", "model.safetensors", "README.md"} <= set(exported)
+    (out / "old-notes.txt").write_text("{}")  # a file of an earlier export that this one does not write
+    (out / "config.json").write_text("{}")
     before = snapshot(out)
     error_line(*run_cli(capsys, "export-hf", tmp / "no-run", "--out", out, "--overwrite")[::2])
     assert snapshot(out) == before  # a failed export leaves the old one as it was
     assert run_cli(capsys, "export-hf", run, "--out", out, "--overwrite")[0] == 0
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == exported
+    assert (out / "config.json").read_text() != "{}"
     assert sorted(p.name for p in tmp.iterdir() if p.name.startswith(".")) == []  # no staging left
     (tmp / "mine").mkdir()
     (tmp / "mine" / "notes.txt").write_text("mine")

@@ -68,6 +68,7 @@ def test_parallel_tsv_run_reports_bleu_on_its_test_split(tmp_path, capsys):
     assert main(["eval", str(run_dir), "--split", "test", "--beam", "2", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["split"] == "test" and result["pairs"] > 0 and 0.0 <= result["bleu"] <= 100.0
+    assert result["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:")
     sources = tmp_path / "sources.txt"
     sources.write_text("red cat\nbig dog\n", encoding="utf-8")
     assert main(["translate", str(run_dir), "--file", str(sources)]) == 0

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 from seqlab.config.families import model_settings
+from seqlab.config.presets import PRESET_SECTION, read_preset_info
 from seqlab.config.schema import SECTIONS, Config, ModelConfig
 from seqlab.errors import ConfigError
 
@@ -118,10 +119,14 @@ def build_config(table: Mapping[str, Any], label: str = "config", *, drop_foreig
 
     `[model]` is read by the settings class of its `family` (default "transformer"), so a key of
     another family is an error that names that family. `drop_foreign` drops such keys instead: a run
-    directory written before settings were per family lists every family's keys.
+    directory written before settings were per family lists every family's keys. A `[preset]` table
+    (`seqlab.config.presets`) is checked and left out.
     """
     sections = {}
     for name, value in table.items():
+        if name == PRESET_SECTION:  # what a preset says about itself: checked, configures nothing
+            read_preset_info(value, label)
+            continue
         if name not in SECTIONS:
             raise ConfigError(f"{label}: unknown section [{name}]{_suggest(name, list(SECTIONS))}; "
                               f"sections: {', '.join(SECTIONS)}")

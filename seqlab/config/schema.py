@@ -74,7 +74,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TokenizerConfig:
-    kind: Literal["char", "byte", "bpe", "word", "hf"] = "char"  # hf: a Hugging Face tokenizer.json (imported)
+    kind: Literal["char", "byte", "bpe", "wordpiece", "unigram", "word", "hf"] = "char"  # hf: a Hugging Face tokenizer.json (imported)
     vocab_size: int = 512  # bpe: the size the merges are learned up to; word: the most frequent words kept
     unknown_token: bool = False  # char only: map unseen characters to <unk> instead of failing
     shared: bool = True  # seq2seq only: one vocabulary for both sides; false fits one tokenizer per side
@@ -83,9 +83,12 @@ class TokenizerConfig:
         # 256 byte symbols plus at least one merge.
         _require(self.vocab_size >= 257, "tokenizer.vocab_size", self.vocab_size,
                  "an integer of at least 257 (the 256 bytes plus merges)")
-        if self.kind == "bpe":  # the tokenizers library reserves room for them all up front
+        if self.kind in ("bpe", "wordpiece", "unigram"):  # the tokenizers library reserves room up front
             _require(self.vocab_size <= BPE_MAX_VOCAB_SIZE, "tokenizer.vocab_size", self.vocab_size,
-                     f"at most {BPE_MAX_VOCAB_SIZE:,} for a bpe tokenizer")
+                     f"at most {BPE_MAX_VOCAB_SIZE:,} for a {self.kind} tokenizer")
+        if self.kind == "wordpiece":  # each byte as a first and as a continuation piece, plus one learned
+            _require(self.vocab_size >= 513, "tokenizer.vocab_size", self.vocab_size,
+                     "an integer of at least 513 for a wordpiece tokenizer (512 byte pieces plus learned ones)")
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,14 @@ class ModelConfig(ModelSettings):
     activation: Literal["relu", "gelu", "gelu_tanh", "swiglu", "geglu"] = "gelu_tanh"
     parallel_block: bool = False  # attention and MLP side by side on one norm (GPT-J, PaLM)
     tie_embeddings: bool = True  # the output layer is the token embedding
+    attention_only: bool = False  # no MLP sublayer: attention and residuals alone (Elhage et al. 2021)
+    # Mixture of experts (Shazeer et al. 2017; Switch, Fedus et al. 2021; Mixtral, Jiang et al. 2024):
+    # each feed-forward becomes n_experts copies and a router sending every token to experts_per_token
+    # of them; 0 = the dense feed-forward. router_aux_loss weighs the load-balancing loss added to
+    # the training loss (Switch's α = 0.01; evaluation reports the language-model loss alone).
+    n_experts: int = 0
+    experts_per_token: int = 2  # top-k routing; only read when n_experts > 0
+    router_aux_loss: float = 0.01
 
     def __post_init__(self) -> None:
         _require_finite(self, "model")
@@ -147,6 +158,16 @@ class ModelConfig(ModelSettings):
         if self.position == "sinusoidal":
             _require(self.d_model % 2 == 0, "model.position", self.position,
                      f"a scheme other than sinusoidal, or an even d_model (got {self.d_model})")
+        _require(self.n_experts >= 0, "model.n_experts", self.n_experts, "an integer of at least 0 (0 = dense)")
+        _require(self.router_aux_loss >= 0, "model.router_aux_loss", self.router_aux_loss, "a number of at least 0")
+        if self.n_experts:
+            _require(1 <= self.experts_per_token <= self.n_experts, "model.experts_per_token",
+                     self.experts_per_token, f"an integer from 1 to model.n_experts = {self.n_experts}")
+            _require(not self.attention_only, "model.n_experts", self.n_experts,
+                     "0 with model.attention_only = true (there is no MLP to split into experts)")
+        else:
+            _require(self.experts_per_token >= 1, "model.experts_per_token", self.experts_per_token,
+                     "a positive integer")
 
     @property
     def head_dim(self) -> int:
@@ -208,9 +229,9 @@ class TrainConfig:
     beta2: float = 0.99  # nanoGPT's choice for small char models: the batches are small and noisy
     grad_clip: float = 1.0  # 0 turns clipping off
     grad_accum_steps: int = 1
-    eval_every: int = 250
+    eval_every: int | None = None  # unset: follows max_steps (eval_interval); 0: only at the last step
     eval_steps: int = 20
-    checkpoint_every: int = 250
+    checkpoint_every: int | None = None  # unset: follows max_steps (checkpoint_interval); 0: only at the last step
     log_every: int = 10  # how often the progress bar reads the loss (each read waits for the device)
     sample_tokens: int = 200  # length of the sample written at each evaluation; 0 for none
     seed: int = 1337  # any integer (seqlab.seeds): initial weights, then the training batches
@@ -224,15 +245,16 @@ class TrainConfig:
     # with a warning, where compilation fails.
     compile: bool | Literal["auto"] = "auto"
     threads: int = 0  # CPU threads for torch; 0 picks them (seqlab.training.threads)
+    epochs: int = 0  # passes over the training text of the word-vector families; 0: the family's default
 
     def __post_init__(self) -> None:
         _require_finite(self, "train")
         for name in ("batch_size", "max_steps", "grad_accum_steps", "eval_steps", "log_every"):
             value = getattr(self, name)
             _require(value >= 1, f"train.{name}", value, "a positive integer")
-        for name in ("warmup_steps", "lr_decay_steps", "eval_every", "checkpoint_every", "sample_tokens", "threads"):
+        for name in ("warmup_steps", "lr_decay_steps", "eval_every", "checkpoint_every", "sample_tokens", "threads", "epochs"):
             value = getattr(self, name)
-            _require(value >= 0, f"train.{name}", value, "an integer of at least 0")
+            _require(value is None or value >= 0, f"train.{name}", value, "an integer of at least 0")
         _require(self.lr > 0, "train.lr", self.lr, "a positive number")
         _require(0 <= self.min_lr <= self.lr, "train.min_lr", self.min_lr, f"a number in [0, train.lr = {self.lr}]")
         _require(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "a number of at least 0")
@@ -247,6 +269,28 @@ class TrainConfig:
     @property
     def decay_steps(self) -> int:
         return self.lr_decay_steps or self.max_steps
+
+    @property
+    def eval_interval(self) -> int:
+        """`eval_every`, or when unset the roundest step count giving 10 to 20 evaluations of
+        `max_steps` (2000 steps: every 200; 300: every 25; fewer than 20 steps: every step)."""
+        return self.eval_every if self.eval_every is not None else round_interval(self.max_steps / 10)
+
+    @property
+    def checkpoint_interval(self) -> int:
+        """`checkpoint_every`, or when unset as `eval_interval` follows `max_steps`."""
+        return self.checkpoint_every if self.checkpoint_every is not None else round_interval(self.max_steps / 10)
+
+
+def round_interval(target: float) -> int:
+    """The largest of 1, 2, 2.5, 5 times a power of ten (whole numbers only) at most `target`;
+    at least 1. round_interval(200) == 200, round_interval(600) == 500, round_interval(33) == 25."""
+    best, scale = 1, 1
+    while scale <= target:
+        # 2.5 times scale only from 10 up (25, 250, ...): intervals are whole steps
+        best = max([best] + [s for s in (scale, 2 * scale, 5 * scale // 2, 5 * scale) if s <= target])
+        scale *= 10
+    return best
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 `load_corpus(spec)` resolves `spec`, in this order, as
 1. a registered name (`shakespeare`, `names`; see `seqlab.data.registry`),
-2. `python-stdlib`, the running Python's standard-library sources,
+2. `python-stdlib`, the running Python's standard-library sources (`python-stdlib-small`: about 1 MB of them),
 3. an existing file (read as UTF-8, exactly as stored: newlines are not normalised),
 4. an existing folder (every regular, non-hidden file under it, sorted; binary files skipped),
 5. a glob pattern (sorted matching files, same rules as a folder).
@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seqlab.data import registry, stdlib
+from seqlab.data import brown, registry, repeats, stdlib
 from seqlab.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -181,9 +181,14 @@ def load_corpus(spec: str) -> Corpus:
     if entry is not None:
         path = registry.locate(entry)
         return _checked(Corpus(entry.name, (_scan(path, folder=False),), (str(path),)))
-    if spec == stdlib.NAME:
-        text, sources = stdlib.stdlib_text()
-        return _checked(Corpus(stdlib.NAME, text, sources))
+    if spec in (stdlib.NAME, stdlib.SMALL_NAME):
+        text, sources = stdlib.stdlib_text(max_chars=stdlib.SMALL_CHARS if spec == stdlib.SMALL_NAME else None)
+        return _checked(Corpus(spec, text, sources))
+    if spec == repeats.NAME:  # generated in code (induction heads; seqlab.data.repeats)
+        return _checked(Corpus(repeats.NAME, repeats.repeated_text(), ()))
+    if spec == brown.NAME:  # the tagged Brown files as plain text (seqlab.data.brown)
+        text, sources = brown.brown_text()
+        return _checked(Corpus(brown.NAME, text, sources))
     path = Path(spec).expanduser()
     if path.is_file():
         return _checked(Corpus(path.name, (_scan(path, folder=False),), (str(path),)))
@@ -345,7 +350,7 @@ def _checked(corpus: Corpus) -> Corpus:
 
 
 def _unknown_message(spec: str) -> str:
-    names = [entry.name for entry in registry.REGISTRY] + [stdlib.NAME]
+    names = [entry.name for entry in registry.REGISTRY] + [stdlib.NAME, stdlib.SMALL_NAME, brown.NAME, repeats.NAME]
     message = (f"unknown corpus {spec!r}: not a registered name ({', '.join(names)}), "
                "file, folder or glob")
     close = difflib.get_close_matches(spec, names, n=1)

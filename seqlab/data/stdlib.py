@@ -6,6 +6,10 @@ suites (folders named `test*` or `idle_test`, files named `test_*.py`), third-pa
 (`site-packages`, `dist-packages`), caches and hidden folders. Files that are not valid UTF-8 are
 skipped. Each file is preceded by a separator line `# ---- relative/path.py ----`. The result is the
 same on every call for a given Python installation and never needs a network.
+
+`python-stdlib-small` is its first `SMALL_CHARS` characters in whole files (as many as fit, in the
+same order): about the size of Tiny Shakespeare, for `seqlab demo` on a machine that has neither
+Tiny Shakespeare nor a network.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 NAME = "python-stdlib"
+SMALL_NAME = "python-stdlib-small"
+SMALL_CHARS = 1_115_394  # Tiny Shakespeare's length: the demo's run time stays what it is on Shakespeare
 _SKIPPED_DIRS = frozenset({"site-packages", "dist-packages", "__pycache__", "idle_test"})
 
 
@@ -36,14 +42,16 @@ def stdlib_files(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.as_posix())
 
 
-def stdlib_text(root: Path | None = None) -> tuple[str, tuple[str, ...]]:
+def stdlib_text(root: Path | None = None, max_chars: int | None = None) -> tuple[str, tuple[str, ...]]:
     """The concatenated sources under `root` (default: this Python's) and the files used.
 
     Returns `(text, sources)`, `sources` being the absolute paths of the files in the text.
+    `max_chars`: stop before the first file that would make the text longer (whole files only).
     """
     root = stdlib_root() if root is None else root
     parts: list[str] = []
     sources: list[str] = []
+    length = 0
     for rel in stdlib_files(root):
         path = root / rel
         try:
@@ -51,8 +59,11 @@ def stdlib_text(root: Path | None = None) -> tuple[str, tuple[str, ...]]:
         except (OSError, UnicodeDecodeError) as exc:
             logger.debug("python-stdlib: skipping %s (%s)", path, exc)
             continue
-        parts.append(f"# ---- {rel.as_posix()} ----\n")
-        parts.append(text if text.endswith("\n") or not text else text + "\n")
+        piece = f"# ---- {rel.as_posix()} ----\n" + (text if text.endswith("\n") or not text else text + "\n")
+        if max_chars is not None and length + len(piece) > max_chars:
+            break
+        parts.append(piece)
+        length += len(piece)
         sources.append(str(path))
     logger.info("python-stdlib: %d files from %s", len(sources), root)
     return "".join(parts), tuple(sources)

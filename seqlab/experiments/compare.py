@@ -3,10 +3,12 @@
 Each config (a preset name or a TOML file, with the same overrides for all) is trained into
 `OUT/NAME` with `seqlab.train`, evaluated with `seqlab.evaluate` on its validation split (the last
 `data.val_fraction` of its corpus, the same split for every family on the same corpus), and sampled
-from its own prompt. The table has one row per config: family, size (weights, stored n-grams or
-HMM parameters), training time, validation bits per character, training tokens per second, and the
-start of a sample. `write_reports` saves it as `compare.md` and `compare.csv` and draws
-`compare.png`, a bar chart of bits per character.
+after one prompt shared by every model. The table has one row per config: family, size (one column
+per unit the family registry declares: parameters, an HMM's free parameters, an n-gram's stored
+n-grams), training time, validation bits per character, training tokens per second, and the start of
+the sample. The corpus is said once, above the table, when every model read the same one.
+`write_reports` saves it as `compare.md` and `compare.csv` and draws `compare.png`, a bar chart of
+bits per character.
 
 The ladder can also be named in shorthand, `--models ngram-5,hmm-64,lstm,gpt` (see `ladder_configs`):
 each name is a family with an optional size, built on the family's `shakespeare-char` preset, and
@@ -15,8 +17,10 @@ each name is a family with an optional size, built on the family's `shakespeare-
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
@@ -42,6 +46,10 @@ class CompareRow:
     bits_per_char: float
     tokens_per_sec: float
     sample: str
+    size_unit: str = "parameters"  # the family's (seqlab.families): parameters, free parameters, n-grams
+    corpus: str = ""
+    prompt: str = ""  # what the sample follows: the same for every row
+    steps: int = 0  # the training budget: train.max_steps (0: fitted in one pass, or not known)
 
 
 def ladder_configs(models: str) -> list[tuple[str, str, list[str]]]:
@@ -88,9 +96,11 @@ def _configs(named: Sequence[tuple[str, str, list[str]]], common: Sequence[str])
 
 def run_compare(configs: Sequence[str], *, out: str | Path, overrides: Sequence[str] = (),
                 sample_tokens: int = 60, progress: bool = True, models: str = "",
-                corpus: str = "") -> list[CompareRow]:
+                corpus: str = "", prompt: str | None = None) -> list[CompareRow]:
     """Train, evaluate and sample each config, then each `models` shorthand (see the module
-    docstring); rows in the order given. `corpus`, when given, replaces every config's corpus."""
+    docstring); rows in the order given. `corpus`, when given, replaces every config's corpus.
+    Every model samples after `prompt`; None takes the configs' `sample.prompt` when they all have
+    the same one, and otherwise the start of a line ("")."""
     from seqlab import api, families
     from seqlab.runs import load_run
 
@@ -107,19 +117,63 @@ def run_compare(configs: Sequence[str], *, out: str | Path, overrides: Sequence[
     for name, config in loaded.items():
         if families.get(config.model.family).reads_pairs:
             raise SeqlabError(f"{name} is a seq2seq config: compare measures language models in bits per char")
+        families.require_language_model(config.model.family, f"seqlab compare ({name})")
+    prompt = _common_prompt(loaded.values()) if prompt is None else prompt
     rows = []
-    for name, config in loaded.items():
-        run_dir = Path(out) / name
-        start = time.perf_counter()
-        api.train(config, out=run_dir, overwrite=True, progress=progress)
-        seconds = time.perf_counter() - start
-        result = api.evaluate(run_dir)
-        model, tokenizer, _ = load_run(run_dir)  # once, for its size and its sample
-        rows.append(CompareRow(name=name, family=config.model.family, size=_size(model, config),
-                               train_seconds=seconds, bits_per_char=float(result["bits_per_char"]),
-                               tokens_per_sec=_tokens_per_sec(run_dir),
-                               sample=_sample(model, tokenizer, config, sample_tokens)))
+    with _said_once("seqlab.data.corpus", "seqlab.api"):  # each corpus line once, not at every train and eval
+        for name, config in loaded.items():
+            run_dir = Path(out) / name
+            start = time.perf_counter()
+            api.train(config, out=run_dir, overwrite=True, progress=progress)
+            seconds = time.perf_counter() - start
+            result = api.evaluate(run_dir)
+            model, tokenizer, _ = load_run(run_dir)  # once, for its size and its sample
+            rows.append(CompareRow(name=name, family=config.model.family, size=_size(model, config),
+                                   size_unit=families.get(config.model.family).size_unit,
+                                   train_seconds=seconds, bits_per_char=float(result["bits_per_char"]),
+                                   tokens_per_sec=_tokens_per_sec(run_dir), corpus=config.data.corpus,
+                                   steps=config.train.max_steps if families.get(config.model.family).trained else 0,
+                                   prompt=prompt, sample=_sample(model, tokenizer, config, sample_tokens, prompt)))
     return rows
+
+
+def _common_prompt(configs) -> str:
+    """The configs' `sample.prompt` when they all have the same, else "" (the start of a line)."""
+    prompts = {config.sample.prompt for config in configs}
+    if len(prompts) > 1:
+        logging.getLogger(__name__).info("the configs' prompts differ (%s): every model samples from the start "
+                                         "of a line (--prompt sets one)", ", ".join(sorted(map(repr, prompts))))
+    return prompts.pop() if len(prompts) == 1 else ""
+
+
+class _OnceFilter(logging.Filter):
+    """Lets each distinct message through once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith("corpus "):
+            return True
+        new = message not in self.seen
+        self.seen.add(message)
+        return new
+
+
+@contextlib.contextmanager
+def _said_once(*names: str):
+    """While open, the "corpus ..." lines of the loggers `names` are logged once each."""
+    once = _OnceFilter()
+    loggers = [logging.getLogger(name) for name in names]
+    for logger in loggers:
+        logger.addFilter(once)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(once)
 
 
 def _size(model, config) -> int:
@@ -136,56 +190,97 @@ def _tokens_per_sec(run_dir: Path) -> float:
     return float(row["tokens_per_sec"]) if row else 0.0
 
 
-def _sample(model, tokenizer, config, n_tokens: int) -> str:
-    """A sample after the config's prompt, through the sampling path every family shares."""
+def _sample(model, tokenizer, config, n_tokens: int, prompt: str) -> str:
+    """A sample after `prompt`, through the sampling path every family shares."""
     from seqlab import api
 
-    options = replace(config.sample, max_new_tokens=n_tokens, num_samples=1, seed=0)
+    options = replace(config.sample, prompt=prompt, max_new_tokens=n_tokens, num_samples=1, seed=0)
     text = "".join(api.stream_sample(model, tokenizer, options, echo_prompt=True))
     return " ".join(text.split())  # one line for the table
 
 
 # ---- reports --------------------------------------------------------------------------------------
 
-HEADERS = ["config", "family", "size", "train s", "val bits/char", "tokens/s", "sample"]
+def _units(rows: Sequence[CompareRow]) -> list[str]:
+    """The size units of the rows, one column each: parameters first, then the others as they come."""
+    units = sorted({r.size_unit for r in rows}, key=[r.size_unit for r in rows].index)
+    return sorted(units, key=lambda unit: unit != "parameters")
 
 
-def _cells(r: CompareRow) -> list[str]:
-    return [r.name, r.family, f"{r.size:,}", f"{r.train_seconds:.1f}", f"{r.bits_per_char:.4f}",
+def _headers(rows: Sequence[CompareRow]) -> list[str]:
+    return ["config", "family", *_units(rows), "train s", "val bits/char", "tokens/s", f"sample after {_after(rows)}"]
+
+
+def _after(rows: Sequence[CompareRow]) -> str:
+    prompt = rows[0].prompt if rows else ""
+    return repr(prompt) if prompt else "a line start"
+
+
+def _cells(r: CompareRow, units: Sequence[str]) -> list[str]:
+    sizes = [f"{r.size:,}" if unit == r.size_unit else "-" for unit in units]
+    return [r.name, r.family, *sizes, f"{r.train_seconds:.1f}", f"{r.bits_per_char:.4f}",
             f"{r.tokens_per_sec:,.0f}", r.sample[:48]]
 
 
+def _text_columns(units: Sequence[str]) -> tuple[int, ...]:
+    return (0, 1, 2 + len(units) + 3)  # config, family, sample
+
+
+def _caption(rows: Sequence[CompareRow]) -> str:
+    corpora = sorted({r.corpus for r in rows})
+    where = f"corpus {corpora[0]}" if len(corpora) == 1 else "corpora " + ", ".join(corpora)
+    return f"{where}: validation bits per character (lower is better), each model trained and measured alike"
+
+
 def render_table(rows: Sequence[CompareRow]) -> str:
-    return "\n".join(text_table(HEADERS, [_cells(r) for r in rows]))
+    units = _units(rows)
+    table = text_table(_headers(rows), [_cells(r, units) for r in rows], left=_text_columns(units))
+    return "\n".join([_caption(rows), "", *table])
 
 
 def to_markdown(rows: Sequence[CompareRow]) -> str:
-    body = markdown_table(HEADERS, [[c.replace("|", "\\|") for c in _cells(r)] for r in rows])
-    return "Validation bits per character of each config, trained and measured alike.\n\n" + "\n".join(body) + "\n"
+    units = _units(rows)
+    body = markdown_table(_headers(rows), [[c.replace("|", "\\|") for c in _cells(r, units)] for r in rows],
+                          left=_text_columns(units))
+    return _caption(rows) + ".\n\n" + "\n".join(body) + "\n"
 
 
 def to_csv(rows: Sequence[CompareRow]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["config", "family", "size", "train_seconds", "val_bits_per_char", "tokens_per_sec", "sample"])
+    writer.writerow(["config", "family", "size", "size_unit", "corpus", "train_seconds", "val_bits_per_char",
+                     "tokens_per_sec", "prompt", "sample"])
     for r in rows:
-        writer.writerow([r.name, r.family, r.size, f"{r.train_seconds:.3f}", f"{r.bits_per_char:.6f}",
-                         f"{r.tokens_per_sec:.1f}", r.sample])
+        writer.writerow([r.name, r.family, r.size, r.size_unit, r.corpus, f"{r.train_seconds:.3f}",
+                         f"{r.bits_per_char:.6f}", f"{r.tokens_per_sec:.1f}", r.prompt, r.sample])
     return buffer.getvalue()
 
 
 def plot(rows: Sequence[CompareRow], path: Path) -> None:
-    """A bar of validation bits per character for each config, labelled with its family."""
+    """compare.png: `figure(rows)` saved as `path`."""
+    save_png(figure(rows), path)
+
+
+def figure(rows: Sequence[CompareRow]):
+    """A bar of validation bits per character for each config, labelled with its family, from zero;
+    titled with the corpus and the training budget."""
     plt = pyplot()
 
-    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(rows)), 4), dpi=110)
-    bars = ax.bar(range(len(rows)), [r.bits_per_char for r in rows], color=[f"C{i % 10}" for i in range(len(rows))])
+    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(rows)), 4.2), dpi=110)
+    bars = ax.bar(range(len(rows)), [r.bits_per_char for r in rows], color="C0")  # one colour: names say which
     ax.bar_label(bars, fmt="%.3f", fontsize=8)
     ax.set_xticks(range(len(rows)), [f"{r.name}\n({r.family})" for r in rows], fontsize=8)
-    ax.set_ylabel("validation bits per character")
+    ax.set_xlabel("model (family)")
+    ax.set_ylabel("validation bits per character (lower is better)")
+    ax.set_ylim(bottom=0)
     ax.grid(axis="y", alpha=0.3)
+    corpora = ", ".join(dict.fromkeys(Path(r.corpus).name or r.corpus for r in rows if r.corpus)) or "their corpora"
+    budgets = sorted({r.steps for r in rows if r.steps})
+    budget = (f"{budgets[0]:,} training steps each" if len(budgets) == 1 else
+              f"{budgets[0]:,}-{budgets[-1]:,} training steps" if budgets else "fitted in one pass")
+    fig.suptitle(f"compare on {corpora}: {budget}; lower is better", fontsize=10)
     fig.tight_layout()
-    save_png(fig, path)
+    return fig
 
 
 def write_reports(rows: Sequence[CompareRow], out: str | Path) -> list[Path]:

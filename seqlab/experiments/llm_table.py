@@ -1,10 +1,11 @@
 """The LLM table: the decoder variants of famous language models, trained alike and compared.
 
-Each decoder preset (`gpt3`, `opt`, `palm`, `bloom`, `llama`, `gopher`, `galactica`, `glm`, and
-nanoGPT's `shakespeare-char` as the baseline) is nanoGPT's CPU configuration for character-level
+Each decoder preset (`gpt3`, `opt`, `palm`, `bloom`, `llama`, `gopher`, `galactica`, `glm`, the
+mixture of experts `mixtral` beside `mixtral-dense` with its active parameters, and nanoGPT's
+`shakespeare-char` as the baseline) is nanoGPT's CPU configuration for character-level
 tiny Shakespeare (4 layers, 4 heads, width 128, context 64, batch 12) with the architecture choices
 of one model: its norm and where it sits, its positions, its activation, biases, parallel blocks,
-key/value heads, tied embeddings. Data, tokenizer and training are the same, so every preset
+key/value heads, tied embeddings, experts. Data, tokenizer and training are the same, so every preset
 sees the same training tokens (steps × batch × context) and the table compares the architectures
 alone, at a size far below the one they were designed for.
 
@@ -12,6 +13,9 @@ alone, at a size far below the one they were designed for.
 and `seqlab eval` work on it) and measures, per preset:
 
 * **parameters**, each shared tensor counted once (a tied output layer is the token embedding);
+* **active parameters**, those one token uses (`seqlab.nn.moe.active_parameters`): all of them
+  for a dense model, k of the E experts of each layer for a mixture of experts (`mixtral`, whose
+  dense counterpart `mixtral-dense` has the same active parameters);
 * **validation bits per char** over the whole validation split (`seqlab.api.evaluate`:
   non-overlapping windows of the training context, every token predicted once), not the
   trainer's estimate from a few random batches;
@@ -37,13 +41,15 @@ from seqlab.config import Config, ModelConfig, load_config
 from seqlab.errors import SeqlabError
 from seqlab.experiments import tables
 from seqlab.experiments.tables import markdown_table, text_table
+from seqlab.nn.moe import active_parameters
 from seqlab.plots import pyplot, save_png
 from seqlab.runs import read_config, run_step
 from seqlab.training.metrics import MetricsLog
 
 log = logging.getLogger(__name__)
 
-DECODER_PRESETS = ("shakespeare-char", "gpt3", "opt", "palm", "bloom", "llama", "gopher", "galactica", "glm")
+DECODER_PRESETS = ("shakespeare-char", "gpt3", "opt", "palm", "bloom", "llama", "gopher", "galactica", "glm",
+                   "mixtral", "mixtral-dense")
 REPORT_NAMES = ("llm-table.md", "llm-table.csv", "llm-table.png")
 
 
@@ -54,6 +60,7 @@ class LLMResult:
     preset: str
     variant: str  # its architecture choices, as `describe` writes them
     parameters: int
+    active_parameters: int  # those one token uses: a mixture of experts counts k of its E experts
     train_tokens: int  # steps × batch × gradient accumulation × context
     val_loss: float  # nats per token over the whole validation split
     val_bits_per_char: float
@@ -79,6 +86,8 @@ def describe(model: ModelConfig) -> str:
         words.append(f"{model.kv_heads} kv heads")
     if not model.tie_embeddings:
         words.append("untied")
+    if model.n_experts:
+        words.append(f"{model.n_experts} experts, top-{model.experts_per_token}")
     return ", ".join(words)
 
 
@@ -157,6 +166,7 @@ def _measure(name: str, config: Config, run_dir: Path) -> LLMResult:
     return LLMResult(
         preset=name, variant=describe(config.model),
         parameters=sum(p.numel() for p in model.parameters()),  # parameters() yields a tied tensor once
+        active_parameters=active_parameters(model),
         train_tokens=train_tokens(config), val_loss=float(result["loss"]),
         val_bits_per_char=float(result["bits_per_char"]),
         tokens_per_sec=float(last["tokens_per_sec"]) if last else math.nan,
@@ -165,12 +175,12 @@ def _measure(name: str, config: Config, run_dir: Path) -> LLMResult:
 
 # ---- reports --------------------------------------------------------------------------------------
 
-HEADERS = ("preset", "variant", "parameters", "val bits/char", "val loss", "tokens/s")
+HEADERS = ("preset", "variant", "parameters", "active", "val bits/char", "val loss", "tokens/s")
 
 
 def _cells(r: LLMResult) -> tuple[str, ...]:
-    return (r.preset, r.variant, f"{r.parameters:,}", f"{r.val_bits_per_char:.4f}", f"{r.val_loss:.4f}",
-            f"{r.tokens_per_sec:,.0f}")
+    return (r.preset, r.variant, f"{r.parameters:,}", f"{r.active_parameters:,}", f"{r.val_bits_per_char:.4f}",
+            f"{r.val_loss:.4f}", f"{r.tokens_per_sec:,.0f}")
 
 
 def _budget_line(results: Sequence[LLMResult]) -> str:
@@ -200,7 +210,13 @@ def to_csv(results: Sequence[LLMResult]) -> str:
 
 
 def plot(results: Sequence[LLMResult], path: Path) -> None:
-    """Validation curves (the trainer's estimates) on the left, final bits per char on the right."""
+    """llm-table.png: `figure(results)` saved as `path`."""
+    save_png(figure(results), path)
+
+
+def figure(results: Sequence[LLMResult]):
+    """Validation curves (the trainer's estimates) on the left, final bits per char on the right,
+    as bars from zero in the curves' colours."""
     plt = pyplot()
 
     fig, (curves, bars) = plt.subplots(1, 2, figsize=(12, 4.5), dpi=110, width_ratios=(3, 2))
@@ -210,7 +226,8 @@ def plot(results: Sequence[LLMResult], path: Path) -> None:
         if points:
             curves.plot(*zip(*points), marker="o", ms=3, lw=1.5, color=f"C{i % 10}", label=r.preset)
     curves.set_xlabel("step")
-    curves.set_ylabel("val bits per char (estimate)")
+    curves.set_ylabel("val bits per char (20-batch estimate)")
+    curves.set_title("validation during training", fontsize=10)
     curves.grid(alpha=0.3)
     curves.legend(fontsize=8)
     order = sorted(range(len(results)), key=lambda i: results[i].val_bits_per_char, reverse=True)
@@ -219,15 +236,16 @@ def plot(results: Sequence[LLMResult], path: Path) -> None:
     for y, i in enumerate(order):
         bars.text(results[i].val_bits_per_char, y, f" {results[i].val_bits_per_char:.3f}", va="center",
                   fontsize=8)
-    low = min(r.val_bits_per_char for r in results)
     high = max(r.val_bits_per_char for r in results)
-    # The differences are small beside the values: start the axis near the best result.
-    bars.set_xlim(max(0.0, low - 0.5 * (high - low) - 0.05), high + 0.35 * (high - low) + 0.1)
-    bars.set_xlabel("val bits per char (whole split)")
+    # From zero, so that lengths compare; the labels carry the small differences.
+    bars.set_xlim(0.0, high * 1.18)
+    bars.set_xlabel("val bits per char (whole split; lower is better)")
+    bars.set_ylabel("preset")
+    bars.set_title("after training", fontsize=10)
     bars.grid(alpha=0.3, axis="x")
     fig.suptitle(f"Decoder presets trained alike ({_budget_line(results)})")
     fig.tight_layout()
-    save_png(fig, path)
+    return fig
 
 
 def write_reports(results: Sequence[LLMResult], out: str | Path) -> list[Path]:

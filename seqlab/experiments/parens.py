@@ -324,6 +324,11 @@ def to_csv(results: Sequence[ParensResult]) -> str:
 
 
 def plot(results: Sequence[ParensResult], path: Path) -> None:
+    """parens.png: `figure(results)` saved as `path`."""
+    save_png(figure(results), path)
+
+
+def figure(results: Sequence[ParensResult]):
     """Training loss (left) and validation accuracy (right) of every model against steps: one colour a
     model, one line a seed (the label on its first)."""
     plt = pyplot()
@@ -337,16 +342,18 @@ def plot(results: Sequence[ParensResult], path: Path) -> None:
                 losses.plot(*zip(*r.loss_curve), **style)
             if r.accuracy_curve:
                 accuracies.plot(*zip(*r.accuracy_curve), **style)
-    losses.set_ylabel("training loss (nats, estimate)")
-    accuracies.set_ylabel(f"validation accuracy (lengths {next(iter(results[0].test_accuracy))})")
-    accuracies.axhline(0.5, color="0.6", lw=0.8, ls="--")
+    losses.set_ylabel("training loss (nats per sequence label, estimate)")
+    losses.set_title("training loss", fontsize=10)
+    accuracies.set_ylabel(f"validation accuracy (fraction; lengths {next(iter(results[0].test_accuracy))})")
+    accuracies.set_title("validation accuracy", fontsize=10)
+    accuracies.axhline(0.5, color="0.6", lw=0.8, ls="--", label="chance (0.5)")
     for ax in (losses, accuracies):
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(_caption(results).split(";")[0])
     fig.tight_layout()
-    save_png(fig, path)
+    return fig
 
 
 def write_reports(results: Sequence[ParensResult], out: str | Path) -> list[Path]:

@@ -11,16 +11,19 @@ model module, its entry (one `Family`, listed in `FAMILIES`), its presets and it
 from __future__ import annotations
 
 from seqlab.config.families import register_settings
-from seqlab.errors import ConfigError
+from seqlab.errors import ConfigError, SeqlabError
 from seqlab.families.base import Family, Shorthand
 from seqlab.families.classical import HMM_FAMILY, NGRAM
+from seqlab.families.mamba import MAMBA
 from seqlab.families.mlp import MLP
 from seqlab.families.recurrent import GATED, GRU, LSTM, RNN, RNN_SEQ2SEQ
 from seqlab.families.transformer import ENCODER_DECODER, TRANSFORMER
 from seqlab.families.wavenet import WAVENET
+from seqlab.families.word_vectors import GLOVE, WORD2VEC
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    NGRAM, HMM_FAMILY, MLP, WAVENET, RNN, GATED, GRU, LSTM, TRANSFORMER, ENCODER_DECODER, RNN_SEQ2SEQ,
+    NGRAM, HMM_FAMILY, MLP, WAVENET, RNN, GATED, GRU, LSTM, MAMBA, TRANSFORMER, ENCODER_DECODER, RNN_SEQ2SEQ,
+    WORD2VEC, GLOVE,
 )}
 
 for _family in FAMILIES.values():
@@ -57,9 +60,17 @@ def check_data(config) -> None:
                           f"{family.name!r} reads (source, target) pairs")
 
 
+def require_language_model(family_name: str, what: str) -> None:
+    """Refuse `what` (a verb) for a family that is not a language model, in one line."""
+    family = get(family_name)
+    if not family.language_model:
+        raise SeqlabError(f"a {family.name} run holds word vectors, not a language model: {what} does not apply "
+                          f"to it (query its vectors with seqlab embed RUN)")
+
+
 def shorthands() -> dict[str, tuple[Family, Shorthand]]:
     """Every `seqlab compare --models` name, with its family and shorthand entry."""
     return {s.name: (f, s) for f in FAMILIES.values() for s in f.shorthand}
 
 
-__all__ = ["FAMILIES", "Family", "Shorthand", "build_model", "check_data", "get", "shorthands"]
+__all__ = ["FAMILIES", "Family", "Shorthand", "build_model", "check_data", "get", "require_language_model", "shorthands"]

@@ -12,6 +12,7 @@ A declaration is data and small functions:
 - `score`: how a split is scored, a `Scoring` (windows of the context, a carried stream, one stream),
   and `score_lines` how a split of lines is (`data.sequences = "lines"`);
 - `units`: what `inspect` can show of the model's inside, as named activations (T, U);
+- `traced`: the probes `seqlab.inspect.trace` records for the family (attention, states, ...);
 - `shorthand`: its names in `seqlab compare --models`, with the preset it starts from and the
   setting its size sets.
 
@@ -71,10 +72,22 @@ class Family:
     score_lines: Callable[[Any, list, int, Any], tuple[float, int]] = score_framed_lines
     size: Callable[[Any], int] | None = None  # stored numbers; None: the parameter count
     size_unit: str = "parameters"
+    # A fitted family's size (in size_unit) from its settings and vocabulary alone, before fitting;
+    # None when only fitting tells (an n-gram's counts). Built families: the meta model's parameters.
+    planned_size: Callable[[Any, int], int] | None = None
     units: Callable[[Any, Tensor], dict[str, Tensor]] | None = None  # inspect: (model, ids (1, T)) -> (T, U) each
+    # What `seqlab.inspect.trace` records inside the model: probe names of seqlab.inspect.PROBES
+    # (attention, states, neurons, residual, router, trellis, backoff); the next-token distribution and
+    # the surprisal are traced for every family. `seqlab inspect` shows the views these fill.
+    traced: tuple[str, ...] = ()
     alignment: Callable[..., tuple[list[int], dict[str, Tensor]]] | None = None  # seq2seq attention maps
     context_option: bool = True  # `seqlab eval --context` applies (windowed scoring)
     exports_hf: bool = False  # `seqlab export-hf` writes it as a Hugging Face folder
+    # A language model (next-token probabilities: sample, bits per character, inspect, compare);
+    # False for the word-vector families (word2vec, GloVe), whose runs hold vectors to query.
+    language_model: bool = True
+    # What `seqlab eval` reports for a family that is not a language model: (model, tokenizer) -> dict.
+    evaluation: Callable[[Any, Any], dict] | None = None
     shorthand: tuple[Shorthand, ...] = field(default_factory=tuple)
 
     @property

@@ -124,7 +124,12 @@ def _score_hmm_lines(model: HMM, lines: list[np.ndarray], boundary: int, setting
 
 
 def _hmm_size(model: HMM) -> int:
-    K, M = model.n_states, model.n_symbols
+    return _hmm_free_parameters(model.n_states, model.n_symbols)
+
+
+def _hmm_free_parameters(K: int, M: int) -> int:
+    """Free parameters of a K-state HMM over M symbols: start, transition and emission rows, each
+    summing to 1."""
     return (K - 1) + K * (K - 1) + K * (M - 1)
 
 
@@ -145,6 +150,7 @@ NGRAM = Family(
     line_padding=_ngram_padding,
     size=lambda model: model.n_ngrams,
     size_unit="n-grams",
+    traced=("backoff",),
     context_option=False,
     shorthand=(Shorthand("ngram", "shakespeare-char-ngram", "order"),),
 )
@@ -160,7 +166,9 @@ HMM_FAMILY = Family(
     score_lines=_score_hmm_lines,
     size=_hmm_size,
     size_unit="free parameters",
+    planned_size=lambda settings, vocab_size: _hmm_free_parameters(settings.n_states, vocab_size),
     units=_hmm_units,
+    traced=("trellis",),
     context_option=False,
     shorthand=(Shorthand("hmm", "shakespeare-char-hmm", "n_states"),),
 )

@@ -18,6 +18,7 @@ MLP = Family(
     score=score_sliding,
     line_padding=lambda settings: settings.context - 1,  # makemore's '.'-padded context of K tokens
     units=hooked_units,
+    traced=("neurons",),
     context_option=False,
     shorthand=(Shorthand("mlp", "shakespeare-char-mlp", "d_hidden"),),
 )

@@ -30,6 +30,7 @@ def _recurrent(name: str) -> Family:
         batches=lambda config, data: TBPTTBatches(data, config.train.batch_size, config.model.block_size),
         score=score_carried,
         units=hooked_units,
+        traced=("states",),
         shorthand=(Shorthand(name, "shakespeare-char-lstm", "d_model"),),
     )
 
@@ -52,5 +53,6 @@ RNN_SEQ2SEQ = Family(
     reads_pairs=True,
     score=_seq2seq_score,
     units=hooked_units,
+    traced=("attention", "states"),
     alignment=rnn_panels,
 )

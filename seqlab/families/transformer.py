@@ -24,6 +24,7 @@ TRANSFORMER = Family(
     batches=lambda config, data: LMBatches(data, config.train.batch_size, config.model.block_size),
     score=score_windows,
     units=hooked_units,
+    traced=("attention", "neurons", "residual", "router"),
     line_limit=lambda settings: settings.block_size,  # learned positions end there
     exports_hf=True,
     shorthand=(Shorthand("gpt", "shakespeare-char", "d_model"),
@@ -39,5 +40,6 @@ ENCODER_DECODER = Family(
     reads_pairs=True,
     score=_seq2seq_score,
     units=hooked_units,
+    traced=("attention", "neurons", "residual", "router"),
     alignment=transformer_panels,
 )

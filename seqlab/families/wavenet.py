@@ -36,6 +36,7 @@ WAVENET = Family(
     score=score_sliding,
     line_padding=lambda settings: settings.receptive_field - 1,  # a whole receptive field at every prediction
     units=residual_units,
+    traced=("neurons", "residual"),
     context_option=False,
     shorthand=(Shorthand("wavenet", "shakespeare-char-wavenet", "d_residual"),),
 )

@@ -69,7 +69,8 @@ def config_from_hf(hf: HFConfig) -> tuple[ModelConfig, int]:
 def check_exportable(config: ModelConfig) -> None:
     """Raise a ConfigError naming the first axis a GPT-2 cannot express."""
     needs = {"family": ("transformer",), "norm": ("layernorm",), "norm_position": ("pre",),
-             "activation": tuple(_EXPORT_ACTIVATIONS), "parallel_block": (False,)}
+             "activation": tuple(_EXPORT_ACTIVATIONS), "parallel_block": (False,), "n_experts": (0,),
+             "attention_only": (False,)}
     require_axes(config, needs, "Hugging Face's GPT-2 (learned positions)")
     if config.kv_heads != config.n_head:
         raise ConfigError(f"model.n_kv_head = {config.n_kv_head} cannot be exported: Hugging Face's GPT-2 "

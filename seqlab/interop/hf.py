@@ -7,8 +7,10 @@ A folder holds `config.json` (the architecture: `model_type` picks the converter
     model, tokenizer = from_hf("tiny-gpt2/")   # TransformerLM in eval mode, HFTokenizer or None
     to_hf(model, "exported/", tokenizer)       # AutoModelForCausalLM.from_pretrained("exported/")
 
-Supported: `gpt2` (seqlab's learned-position, LayerNorm, GELU models) and `llama` (rope, RMSNorm,
-SwiGLU); see `seqlab.interop.gpt2` and `seqlab.interop.llama` for the mappings and what each refuses.
+Supported: `gpt2` (seqlab's learned-position, LayerNorm, GELU models), `llama` (rope, RMSNorm,
+SwiGLU), `mixtral` (a LLaMA with mixture-of-experts MLPs, `n_experts` > 0) and `mamba` (a MambaLM,
+the converter's `MODEL`); see `seqlab.interop.gpt2`, `seqlab.interop.llama`, `seqlab.interop.mixtral`
+and `seqlab.interop.mamba` for the mappings and what each refuses.
 Every tensor's name and shape, read from the safetensors headers, is checked against the shapes
 config.json implies, and the model's size against the memory available, before the model is built
 or any weight is loaded.
@@ -32,7 +34,7 @@ from torch import Tensor
 
 from seqlab.errors import CheckpointError, ConfigError, TokenizerError
 from seqlab.files import atomic_path, atomic_write_text
-from seqlab.interop import gpt2, llama
+from seqlab.interop import gpt2, hf_tokenizer, llama, mamba, mixtral
 from seqlab.interop.hf_config import HFConfig, json_repr
 from seqlab.interop.tensor_map import check_tensors, expected_shapes
 from seqlab import families
@@ -43,8 +45,11 @@ from seqlab.tokenizers import BPETokenizer, HFTokenizer, Tokenizer
 
 log = logging.getLogger(__name__)
 
-CONVERTERS: dict[str, ModuleType] = {gpt2.MODEL_TYPE: gpt2, llama.MODEL_TYPE: llama}
+CONVERTERS: dict[str, ModuleType] = {gpt2.MODEL_TYPE: gpt2, llama.MODEL_TYPE: llama, mixtral.MODEL_TYPE: mixtral,
+                                     mamba.MODEL_TYPE: mamba}
 EXPORT_BY_POSITION: dict[str, ModuleType] = {"learned": gpt2, "rope": llama}  # the axis that decides
+EXPORT_WITH_EXPERTS: ModuleType = mixtral  # n_experts > 0: a mixture of experts exports as a Mixtral (rope only)
+EXPORT_BY_SETTINGS: dict[type, ModuleType] = {mamba.SETTINGS: mamba}  # models other than TransformerLM
 DTYPES: dict[torch.dtype, str] = {torch.float32: "float32", torch.float64: "float64",
                                   torch.bfloat16: "bfloat16", torch.float16: "float16"}
 SAFETENSORS_DTYPES: dict[str, torch.dtype] = {"F32": torch.float32, "F64": torch.float64, "BF16": torch.bfloat16,
@@ -60,6 +65,7 @@ def from_hf(path: str | Path) -> tuple[TransformerLM, HFTokenizer | None]:
     hf = read_hf_config(folder)
     converter = converter_for(hf)
     config, vocab_size = converter.config_from_hf(hf)
+    model_class = getattr(converter, "MODEL", TransformerLM)  # the class the converter's model_type builds
     files = weight_files(folder)
     source = f"weights in {folder}"
     # Checked from the safetensors headers before anything is built or loaded: first the number of
@@ -69,7 +75,7 @@ def from_hf(path: str | Path) -> tuple[TransformerLM, HFTokenizer | None]:
     check_tensor_count(headers, converter, config, source=source)
     maps = converter.tensor_maps(config)
     with torch.device("meta"):
-        shapes = expected_shapes(maps, TransformerLM(config, vocab_size).state_dict())
+        shapes = expected_shapes(maps, model_class(config, vocab_size).state_dict())
     check_tensors(headers, shapes, source=source)
     stored = headers[maps[0].theirs[0]].dtype  # the token embedding's
     dtype = SAFETENSORS_DTYPES.get(stored)
@@ -78,7 +84,7 @@ def from_hf(path: str | Path) -> tuple[TransformerLM, HFTokenizer | None]:
     # Built in float32, then converted: the float32 model, the loaded tensors and the converted copy.
     check_model_size(config, vocab_size, bytes_per_parameter=4 + 2 * dtype.itemsize, what=f"the model in {folder}")
     tensors = converter.import_names(load_weights(files), config)
-    model = TransformerLM(config, vocab_size)
+    model = model_class(config, vocab_size)
     model.to(dtype)
     state = {m.ours: m.gather(tensors) for m in maps}
     if config.tie_embeddings:
@@ -98,7 +104,9 @@ def to_hf(model: TransformerLM, path: str | Path, tokenizer: Tokenizer | None = 
     config = getattr(model, "config", None)
     if config is None or not families.get(config.family).exports_hf:
         raise ConfigError(f"only a decoder-only TransformerLM exports to Hugging Face, not {type(model).__name__}")
-    converter = EXPORT_BY_POSITION.get(config.position)
+    converter = EXPORT_BY_SETTINGS.get(type(config))
+    if converter is None:
+        converter = EXPORT_WITH_EXPERTS if getattr(config, "n_experts", 0) else EXPORT_BY_POSITION.get(config.position)
     if converter is None:
         raise ConfigError(f"model.position = {config.position!r} cannot be exported: Hugging Face's GPT-2 "
                           f"needs 'learned' and its LLaMA 'rope'")
@@ -120,6 +128,9 @@ def to_hf(model: TransformerLM, path: str | Path, tokenizer: Tokenizer | None = 
         save_file(tensors, str(tmp), metadata={"format": "pt"})  # transformers requires the format tag
     if tokenizer_json is not None:
         atomic_write_text(folder / "tokenizer.json", json.dumps(tokenizer_json, ensure_ascii=False) + "\n")
+    if tokenizer is not None and hf_tokenizer.exportable(tokenizer):  # AutoTokenizer: the plain fast class
+        atomic_write_text(folder / "tokenizer_config.json",
+                          json.dumps(hf_tokenizer.tokenizer_config(tokenizer, config.block_size), indent=2) + "\n")
     log.debug("exported %s (%s) to %s", fields["model_type"], DTYPES[dtype], folder)
 
 
@@ -217,10 +228,12 @@ def load_weights(files: list[Path]) -> dict[str, Tensor]:
 
 
 def hf_tokenizer_json(tokenizer: Tokenizer) -> dict[str, Any]:
-    """The `tokenizer.json` content of a tokenizer that has one (hf and bpe kinds)."""
+    """The `tokenizer.json` content of a tokenizer that has one (hf, bpe, char and byte kinds)."""
     if isinstance(tokenizer, HFTokenizer):
         return tokenizer.hf_json()
     if isinstance(tokenizer, BPETokenizer):
         return json.loads(tokenizer.hf_tokenizer.to_str())
+    if hf_tokenizer.exportable(tokenizer):
+        return hf_tokenizer.tokenizer_json(tokenizer)
     raise TokenizerError(f"a {tokenizer.kind} tokenizer has no tokenizer.json form; export the model "
-                         f"without it (only bpe and hf tokenizers are Hugging Face tokenizers)")
+                         f"without it (bpe, hf, char and byte tokenizers have one)")

@@ -85,7 +85,8 @@ def config_from_hf(hf: HFConfig) -> tuple[ModelConfig, int]:
 def check_exportable(config: ModelConfig) -> None:
     """Raise a ConfigError naming the first axis a LLaMA cannot express."""
     needs = {"family": ("transformer",), "norm": ("rmsnorm",), "norm_position": ("pre",),
-             "activation": ("swiglu",), "parallel_block": (False,), "bias": (False,)}
+             "activation": ("swiglu",), "parallel_block": (False,), "bias": (False,), "n_experts": (0,),
+             "attention_only": (False,)}
     require_axes(config, needs, "Hugging Face's LLaMA (rope positions)")
 
 

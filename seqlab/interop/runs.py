@@ -18,11 +18,12 @@ from torch import nn
 from seqlab.config import Config
 from seqlab.config.schema import TokenizerConfig
 from seqlab.errors import CheckpointError, SeqlabError, TokenizerError
-from seqlab.files import atomic_folder
+from seqlab.files import atomic_folder, atomic_write_text
+from seqlab.interop.card import model_card
 from seqlab.interop.hf import from_hf, hf_tokenizer_json, to_hf
 from seqlab import families, rundir
 from seqlab.families import build_model
-from seqlab.runs import read_config, read_tokenizer, write_run_files
+from seqlab.runs import read_config, read_tokenizer, run_step, write_run_files
 from seqlab.tokenizers import HFTokenizer, Tokenizer, load_tokenizer
 from seqlab.training.checkpoint import load_weights, save_weights
 
@@ -56,20 +57,25 @@ def import_hf_run(hf_dir: str | Path, out: str | Path, *, tokenizer_file: str | 
 
 def export_hf_run(run_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
     """Write the run `run_dir` as a save_pretrained folder `out`, in the dtype of the run's weights
-    (with its tokenizer.json when the run's tokenizer has that form); returns `out`.
+    (with its tokenizer.json when the run's tokenizer has that form) and a model card, README.md
+    (`seqlab.interop.card`); returns `out`.
 
     An earlier export in `out` is replaced whole (`overwrite`), once the new one is written: no file
     of it survives, and a failed export leaves it as it was."""
-    out = Path(out)
+    out, run_dir = Path(out), Path(run_dir)
     _check_export_target(out, overwrite=overwrite)
-    model, tokenizer = _load_run_in_stored_dtype(Path(run_dir))  # refuses families that do not export
+    model, tokenizer = _load_run_in_stored_dtype(run_dir)  # refuses families that do not export
+    own = tokenizer
     try:
         hf_tokenizer_json(tokenizer)
         without = None
     except TokenizerError:
         tokenizer, without = None, tokenizer.kind
+    card = model_card(run_dir, out, read_config(run_dir), own, parameters=sum(p.numel() for p in model.parameters()),
+                      step=run_step(run_dir), with_tokenizer=tokenizer is not None)
     with atomic_folder(out) as folder:
         to_hf(model, folder, tokenizer)
+        atomic_write_text(folder / "README.md", card)
     if without is not None:
         log.warning("the run's %s tokenizer has no tokenizer.json form: the model was exported without it", without)
     return out

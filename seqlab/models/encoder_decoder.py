@@ -40,6 +40,7 @@ from seqlab.models.parts import (
 )
 from seqlab.nn.attention import additive_mask, attention_inputs
 from seqlab.nn.kv_cache import KVCache
+from seqlab.nn.moe import load_balancing_loss, recorded_router_logits
 
 
 class EncoderDecoder(nn.Module):
@@ -138,12 +139,19 @@ class EncoderDecoder(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing: src (B, S), tgt (B, T) (the target shifted right) → (logits (B, T, V),
         mean cross-entropy against targets (B, T) with -1 ignored, or None)."""
-        memory = self.encode(src, src_mask)  # (B, S, D)
-        logits = self.decode(tgt, self.memory_kv(memory), self.source_mask(src_mask, memory.dtype),
-                             tgt_mask=tgt_mask)
+        # Mixtures of experts (model.n_experts) add their load-balancing loss in training (seqlab.nn.moe).
+        balance = self.training and targets is not None and self.config.n_experts > 0 \
+            and self.config.router_aux_loss > 0
+        with recorded_router_logits(self, enabled=balance) as router_logits:
+            memory = self.encode(src, src_mask)  # (B, S, D)
+            logits = self.decode(tgt, self.memory_kv(memory), self.source_mask(src_mask, memory.dtype),
+                                 tgt_mask=tgt_mask)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+            if router_logits:
+                loss = loss + self.config.router_aux_loss * load_balancing_loss(router_logits,
+                                                                                self.config.experts_per_token)
         return logits, loss
 
     def stepper_for(self, src: Tensor, src_mask: Tensor | None = None) -> Seq2SeqStepper:

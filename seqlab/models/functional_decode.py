@@ -17,7 +17,8 @@ It must never decode with other arithmetic than the model's. Two things keep it 
 Covered: pre-norm blocks, sequential or parallel; LayerNorm or RMSNorm; every position scheme (the
 model's own `pos_emb` hooks are called, as the module path calls them); plain or gated MLPs with
 ReLU, GELU or SiLU; multi-head, grouped-query and multi-query attention; with or without biases;
-tied or separate output layer. Not covered: post-norm and DeepNorm blocks (`norm_position`).
+tied or separate output layer. Not covered: post-norm and DeepNorm blocks (`norm_position`), and
+mixtures of experts (`n_experts`).
 
 Dimensions: B batch · T time · D model width · H heads · G kv heads · Dh head width · V vocab.
 """
@@ -63,6 +64,8 @@ HANDLED_SETTINGS: dict[str, frozenset[object]] = {
     "activation": frozenset({"relu", "gelu", "gelu_tanh", "swiglu", "geglu"}),  # `_ACTIVATIONS`, `_mlp`
     "parallel_block": frozenset({False, True}),
     "tie_embeddings": frozenset({True, False}),  # the output layer is read as `lm_head.weight` either way
+    "n_experts": frozenset({0}),  # dense MLPs only: a mixture of experts decodes through the module path
+    "attention_only": frozenset({False}),  # an MLP in every block: attention-only models take the module path
 }
 
 #: Fields whose every value this path handles, and why.
@@ -78,6 +81,8 @@ ANY_VALUE: dict[str, str] = {
     "rope_base": "in the model's rotary tables, which this path asks for",
     "relative_buckets": "in the model's relative-position bias, which this path asks for",
     "relative_max_distance": "in the model's relative-position bias, which this path asks for",
+    "experts_per_token": "inert: only dense models (n_experts = 0) qualify",
+    "router_aux_loss": "a training loss term, never computed when decoding",
 }
 
 

@@ -18,7 +18,8 @@ from torch import nn
 from seqlab.config.schema import ModelConfig
 from seqlab.nn.attention import CrossAttention, SelfAttention
 from seqlab.nn.block import Block
-from seqlab.nn.feedforward import GELU, FeedForward, GatedFeedForward
+from seqlab.nn.feedforward import GELU, FeedForward, GatedFeedForward, NoFeedForward
+from seqlab.nn.moe import MixtureOfExperts
 from seqlab.nn.norm import RMSNorm
 from seqlab.nn.positional import (
     ALiBiPositions,
@@ -59,10 +60,23 @@ def build_activation(config: ModelConfig) -> nn.Module:
     raise AssertionError(config.activation)
 
 
-def build_mlp(config: ModelConfig) -> nn.Module:
+def build_feed_forward(config: ModelConfig) -> nn.Module:
+    """The dense feed-forward network, plain or gated (`activation`)."""
     cls = GatedFeedForward if config.gated else FeedForward
     return cls(config.d_model, config.hidden_width, activation=build_activation(config), bias=config.bias,
                dropout=config.dropout)
+
+
+def build_mlp(config: ModelConfig) -> nn.Module:
+    """A block's feed-forward sublayer: the dense one, or with `n_experts` a mixture of that many
+    copies of it, each token routed to `experts_per_token` of them; with `attention_only` none (a
+    sublayer that adds zero to the residual stream)."""
+    if config.attention_only:
+        return NoFeedForward()
+    if config.n_experts:
+        return MixtureOfExperts(config.d_model, [build_feed_forward(config) for _ in range(config.n_experts)],
+                                top_k=config.experts_per_token)
+    return build_feed_forward(config)
 
 
 def build_positions(config: ModelConfig, *, causal: bool) -> Positions:
@@ -162,10 +176,11 @@ def init_deepnorm(blocks: nn.ModuleList, beta: float) -> None:
                 _xavier_rows(attn.kv.weight, 0, kv_rows, gain=1.0)
                 _xavier_rows(attn.kv.weight, kv_rows, 2 * kv_rows, gain=beta)
             nn.init.xavier_normal_(attn.out.weight, gain=beta)
-        for name in ("gate", "up", "down"):
-            linear = getattr(block.mlp, name, None)
-            if linear is not None:
-                nn.init.xavier_normal_(linear.weight, gain=beta)
+        for mlp in getattr(block.mlp, "experts", (block.mlp,)):  # each expert of a mixture as a dense MLP
+            for name in ("gate", "up", "down"):
+                linear = getattr(mlp, name, None)
+                if linear is not None:
+                    nn.init.xavier_normal_(linear.weight, gain=beta)
 
 
 def _xavier_rows(weight: nn.Parameter, start: int, end: int, *, gain: float) -> None:

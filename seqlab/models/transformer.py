@@ -4,13 +4,17 @@
 
 With the default config this is GPT-2 / nanoGPT: learned positions, pre-LayerNorm blocks, GELU MLP,
 tied embeddings. Every variant axis of `ModelConfig` (norm, norm_position, position, activation,
-bias, n_kv_head, parallel_block, tie_embeddings) is resolved by the builders of
-`seqlab.models.parts`; this module only wires the parts together. References for parity are
-`transformers.GPT2LMHeadModel` and `LlamaForCausalLM` (through `seqlab.interop`).
+bias, n_kv_head, parallel_block, tie_embeddings, n_experts) is resolved by the builders of
+`seqlab.models.parts`; this module only wires the parts together. With `n_experts` the MLPs are
+mixtures of experts (`seqlab.nn.moe`), and the training loss adds `router_aux_loss` times their
+load-balancing loss (in training mode only: evaluation reports the language-model loss). References
+for parity are `transformers.GPT2LMHeadModel`, `LlamaForCausalLM` and `MixtralForCausalLM` (through
+`seqlab.interop`).
 
 State-dict keys are an API: `tok_emb`, `pos_emb` (learned: `pos_emb.weight`; relative:
 `pos_emb.bias.weight`), `blocks.{i}.norm1`, `blocks.{i}.attn.qkv`, `blocks.{i}.attn.out`,
-`blocks.{i}.norm2`, `blocks.{i}.mlp.{gate,up,down}`, `norm_f`, `lm_head` (the same tensor as
+`blocks.{i}.norm2`, `blocks.{i}.mlp.{gate,up,down}` (a mixture: `blocks.{i}.mlp.router`,
+`blocks.{i}.mlp.experts.{e}.{gate,up,down}`), `norm_f`, `lm_head` (the same tensor as
 `tok_emb.weight` when tied).
 
 KV cache: `forward(..., cache=cache)` continues positions from `cache.length`, writes the new keys and
@@ -42,6 +46,7 @@ from seqlab.models.parts import (
 )
 from seqlab.nn.attention import attention_inputs
 from seqlab.nn.kv_cache import KVCache
+from seqlab.nn.moe import load_balancing_loss, recorded_router_logits
 from seqlab.nn.positional import LearnedPositions
 
 
@@ -73,6 +78,10 @@ class TransformerLM(GenerateMixin, nn.Module):
         self.lm_head = nn.Linear(config.d_model, vocab_size, bias=False)
         if config.tie_embeddings:
             self.lm_head.weight = self.tok_emb.weight  # weight tying (Press & Wolf 2017), as GPT-2
+        if config.n_experts:
+            # Routing sizes each expert's batch by the data (and the training loss hooks the routers):
+            # graphs that torch.compile would break and recompile, so a mixture runs eagerly.
+            self.compiles_well = False
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -113,13 +122,18 @@ class TransformerLM(GenerateMixin, nn.Module):
         if self.training and self.dropout > 0.0:
             x = F.dropout(x, self.dropout, training=True)
         inputs = attention_inputs(self.pos_emb, start=past, n_query=T, causal=True, device=x.device, dtype=x.dtype)
-        if cache is None:
-            for block in self.blocks:
-                x = block(x, inputs)
-        else:
-            for i, block in enumerate(self.blocks):
-                x = block(x, inputs, cache_layer=cache.layer(i))
-            cache.advance(T)
+        # A mixture of experts in training adds its load-balancing loss: the routers' logits are read
+        # through hooks (seqlab.nn.moe), so evaluation, decoding and dense models pay nothing for it.
+        balance = self.training and targets is not None and self.config.n_experts > 0 \
+            and self.config.router_aux_loss > 0
+        with recorded_router_logits(self.blocks, enabled=balance) as router_logits:
+            if cache is None:
+                for block in self.blocks:
+                    x = block(x, inputs)
+            else:
+                for i, block in enumerate(self.blocks):
+                    x = block(x, inputs, cache_layer=cache.layer(i))
+                cache.advance(T)
         if last_only and T > 1:
             x = x[:, -1:, :]  # (B, 1, D): generation needs the last position only
         logits = self.lm_head(self.norm_f(x))  # (B, T, V) or (B, 1, V)
@@ -128,6 +142,9 @@ class TransformerLM(GenerateMixin, nn.Module):
             if last_only:
                 raise ValueError("targets need logits at every position; do not combine them with last_only")
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+            if router_logits:
+                loss = loss + self.config.router_aux_loss * load_balancing_loss(router_logits,
+                                                                                self.config.experts_per_token)
         return logits, loss
 
     # --- the stepper protocol of seqlab.generate -------------------------------------------------

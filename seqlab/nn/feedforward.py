@@ -81,3 +81,12 @@ class GatedFeedForward(nn.Module):
         if self.training and self.dropout > 0.0:
             y = F.dropout(y, self.dropout, training=True)
         return y
+
+
+class NoFeedForward(nn.Module):
+    """No MLP: the sublayer of an attention-only Transformer (Elhage et al. 2021, "A Mathematical
+    Framework for Transformer Circuits"), which adds nothing to the residual stream."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, T, D) → zeros (B, T, D)."""
+        return torch.zeros_like(x)

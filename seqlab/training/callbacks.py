@@ -6,7 +6,7 @@ points it calls the hooks of every callback in its list, in the list's order:
     on_fit_start(trainer, resumed)            before anything else in `fit`; `resumed`: the run goes on
                                               from a checkpoint at `trainer.step` (else from step 0)
     on_evaluate(trainer, losses, accuracies)  at each evaluation: step 0 of a fresh run, every
-                                              `eval_every` steps and the last; {split: value} for
+                                              `eval_interval` steps and the last; {split: value} for
                                               "train" and "val" (an accuracy is None when not defined)
     on_log(trainer, loss)                     every `log_every` steps and the last: the training batch's
                                               loss as a float, averaged over processes
@@ -87,17 +87,21 @@ class MetricsCallback(Callback):
         if self.metrics is None:  # an evaluation outside `fit`
             self.metrics = MetricsLog(trainer.run_dir / "metrics.csv")
         self.metrics.add(step=trainer.step, split=split, loss=loss, bits_per_char=loss / math.log(2) * tokens_per_char,
-                         accuracy=accuracy, tokens_per_sec=trainer.tokens_per_sec, lr=trainer.lr,
+                         accuracy=accuracy, tokens_per_sec=trainer.recent_tokens_per_sec, lr=trainer.lr,
                          elapsed_s=trainer.train_seconds)
 
 
 class LossPlotCallback(Callback):
-    """loss.png, drawn again at each evaluation from metrics.csv: it follows a `MetricsCallback`."""
+    """loss.png, drawn again at each evaluation from metrics.csv: it follows a `MetricsCallback`.
+    `title` (default: the trainer's) names the run, its corpus and its budget."""
+
+    def __init__(self, title: str | None = None) -> None:
+        self.title = title
 
     def on_evaluate(self, trainer: Trainer, losses: dict[str, float], accuracies: dict[str, float | None]) -> None:
         rows = read_rows(trainer.run_dir / "metrics.csv")
         if rows:
-            plot_losses(rows, trainer.run_dir / "loss.png", trainer.title)
+            plot_losses(rows, trainer.run_dir / "loss.png", self.title or trainer.title)
 
 
 class SampleCallback(Callback):
@@ -136,11 +140,13 @@ class CheckpointCallback(Callback):
         self._saved_step = trainer.step
 
 
-def default_callbacks(config: TrainConfig, sampler: Callable[[nn.Module], str] | None = None) -> list[Callback]:
+def default_callbacks(config: TrainConfig, sampler: Callable[[nn.Module], str] | None = None, *,
+                      plot_title: str | None = None) -> list[Callback]:
     """What a Trainer writes unless told otherwise: metrics.csv, samples.txt (with a `sampler`, when
-    `config.sample_tokens` > 0), loss.png, and checkpoints every `config.checkpoint_every` steps."""
+    `config.sample_tokens` > 0), loss.png (titled `plot_title`, default the trainer's title), and
+    checkpoints every `config.checkpoint_interval` steps."""
     callbacks: list[Callback] = [MetricsCallback()]
     if sampler is not None and config.sample_tokens > 0:
         callbacks.append(SampleCallback(sampler))
-    callbacks += [LossPlotCallback(), CheckpointCallback(config.checkpoint_every)]
+    callbacks += [LossPlotCallback(plot_title), CheckpointCallback(config.checkpoint_interval)]
     return callbacks

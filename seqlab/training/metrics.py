@@ -172,33 +172,72 @@ def _row_problem(row: dict[str, str]) -> str | None:
 
 
 def plot_losses(rows: list[dict[str, str]], path: Path, title: str = "") -> None:
-    """Loss against step: the raw batch losses faint, the train and val estimates bold; beside it the
-    estimates' accuracy against step, when the rows have any."""
-    plt = pyplot()
+    """loss.png: `loss_figure(rows, title)` saved as `path`."""
+    save_png(loss_figure(rows, title), path)
 
+
+def loss_figure(rows: list[dict[str, str]], title: str = ""):
+    """Loss against step (the raw batch losses faint, the train and val estimates bold) in nats per
+    token, with bits per character on a second axis; the learning rate against step; and the
+    estimates' accuracy against step, when the rows have any. `title`: the run, corpus and budget."""
+    plt = pyplot()
     has_accuracy = any(r.get("accuracy") for r in rows)
-    fig, axes = plt.subplots(1, 2 if has_accuracy else 1, figsize=(12 if has_accuracy else 7, 4), dpi=110,
-                             squeeze=False)
-    ax = axes[0, 0]
-    styles = {"batch": dict(color="0.7", lw=0.8, label="batch"),
-              "train": dict(color="C0", lw=2, marker="o", ms=3, label="train"),
-              "val": dict(color="C1", lw=2, marker="o", ms=3, label="val")}
+    panels = 3 if has_accuracy else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4), dpi=110, squeeze=False,
+                             gridspec_kw={"width_ratios": [1.6, 1] + ([1] if has_accuracy else [])})
+    loss_ax, lr_ax = axes[0, 0], axes[0, 1]
+    styles = {"batch": dict(color="0.7", lw=0.8, label="training batch"),
+              "train": dict(color="C0", lw=2, marker="o", ms=3, label="train estimate"),
+              "val": dict(color="C1", lw=2, marker="o", ms=3, label="val estimate")}
     for split, style in styles.items():
         points = [(int(r["step"]), float(r["loss"])) for r in rows if r["split"] == split]
         if points:
-            ax.plot(*zip(*points), **style)
-    ax.set_ylabel("loss (nats per token)")
+            loss_ax.plot(*zip(*points), **style)
+    loss_ax.set_ylabel("loss (nats per token)")
+    loss_ax.set_title("loss")
+    factor = _bits_per_nat(rows)
+    if factor is not None:  # bits per character = loss (nats per token) x factor, the val split's
+        per = "token" if math.isclose(factor, 1 / math.log(2), rel_tol=1e-6) else "character"
+        twin = loss_ax.secondary_yaxis("right", functions=(lambda x: x * factor, lambda x: x / factor))
+        twin.set_ylabel(f"bits per {per}")
+    lr_points = _lr_points(rows)
+    if lr_points:
+        lr_ax.plot(*zip(*lr_points), color="C2", lw=1.5, label="learning rate")
+    lr_ax.set_ylabel("learning rate (AdamW step size)")
+    lr_ax.set_title("learning-rate schedule")
+    lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     if has_accuracy:
+        acc_ax = axes[0, 2]
         for split in ("train", "val"):
             points = [(int(r["step"]), float(r["accuracy"])) for r in rows
                       if r["split"] == split and r.get("accuracy")]
             if points:
-                axes[0, 1].plot(*zip(*points), **styles[split])
-        axes[0, 1].set_ylabel("accuracy (top-1)")
+                acc_ax.plot(*zip(*points), **styles[split])
+        acc_ax.set_ylabel("accuracy (top-1, fraction)")
+        acc_ax.set_title("accuracy")
     for ax in axes[0]:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
+        ax.legend(fontsize="small")
+    fig.suptitle(title or "training curves")
     fig.tight_layout()
-    save_png(fig, path)
+    return fig
+
+
+def _bits_per_nat(rows: list[dict[str, str]]) -> float | None:
+    """bits per character / loss of the last val (else train) row that has both: the factor that
+    turns nats per token into bits per character; None when no row has both."""
+    for split in ("val", "train", "batch"):
+        for row in reversed(rows):
+            if row["split"] == split and row.get("bits_per_char") and float(row["loss"]) > 0:
+                return float(row["bits_per_char"]) / float(row["loss"])
+    return None
+
+
+def _lr_points(rows: list[dict[str, str]]) -> list[tuple[int, float]]:
+    """(step, learning rate) from the batch rows (the rate of each logged step), else the estimates'."""
+    for splits in (("batch",), ("train", "val")):
+        points = sorted({int(r["step"]): float(r["lr"]) for r in rows if r["split"] in splits and r.get("lr")}.items())
+        if points:
+            return points
+    return []

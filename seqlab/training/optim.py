@@ -7,6 +7,7 @@ an output layer tied to the token embedding) are left undecayed, as in GPT-2/min
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -39,11 +40,41 @@ def build_optimizer(model: nn.Module, config: TrainConfig, device: torch.device)
                              betas=(config.beta1, config.beta2), fused=fused)
 
 
-def learning_rate(step: int, config: TrainConfig) -> float:
-    """Linear warm-up to `lr`, cosine decay to `min_lr` at `decay_steps`, then constant (nanoGPT)."""
+@dataclass(frozen=True)
+class ScheduleAnchor:
+    """Where a resumed run's schedule was re-aimed: from `lr` at `step`, the cosine goes on to
+    `min_lr` at the config's (new) `decay_steps`."""
+
+    step: int
+    lr: float
+
+
+def learning_rate(step: int, config: TrainConfig, anchor: ScheduleAnchor | None = None) -> float:
+    """Linear warm-up to `lr`, cosine decay to `min_lr` at `decay_steps`, then constant (nanoGPT).
+
+    With an `anchor` (a run resumed with another `max_steps` or `lr_decay_steps`), steps from the
+    anchor's on follow half a cosine from the anchor's rate to `min_lr` at `decay_steps`: the rate
+    is continuous at the resume step and the curve keeps its shape, squeezed or stretched to the new
+    end, instead of jumping to where the new schedule would have been (see `reaim`)."""
+    if anchor is not None and step >= anchor.step:
+        if step >= config.decay_steps:
+            return config.min_lr
+        progress = (step - anchor.step) / max(1, config.decay_steps - anchor.step)
+        return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (anchor.lr - config.min_lr)
     if step < config.warmup_steps:
         return config.lr * (step + 1) / (config.warmup_steps + 1)
     if step >= config.decay_steps:
         return config.min_lr
     progress = (step - config.warmup_steps) / max(1, config.decay_steps - config.warmup_steps)
     return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
+
+
+def reaim(step: int, config: TrainConfig, old_decay_steps: int,
+          anchor: ScheduleAnchor | None = None) -> ScheduleAnchor | None:
+    """The anchor of a run resumed at `step` whose schedule ended at `old_decay_steps` (with the old
+    `anchor`) and now ends at `config.decay_steps`. During the warm-up none is needed (the warm-up
+    does not depend on the end: the plain schedule with the new end is continuous there)."""
+    if step < config.warmup_steps:
+        return None
+    old = replace(config, lr_decay_steps=old_decay_steps)
+    return ScheduleAnchor(step=step, lr=learning_rate(step, old, anchor))

@@ -39,7 +39,8 @@ from seqlab.training import distributed, precision
 from seqlab.training.callbacks import Callback, default_callbacks
 from seqlab.training.checkpoint import latest_checkpoint, save_checkpoint
 from seqlab.training.distributed import SINGLE, World
-from seqlab.training.optim import build_optimizer, learning_rate
+from seqlab.training.optim import ScheduleAnchor, build_optimizer, learning_rate, reaim
+from seqlab.training.progress import StepClock
 from seqlab.training.signals import STOP_SIGNALS, StopSignals
 from seqlab.training.threads import ThreadGovernor
 
@@ -100,6 +101,9 @@ class Trainer:
         self.step = 0
         self.tokens_seen = 0  # over all processes
         self.train_seconds = 0.0
+        self.anchor: ScheduleAnchor | None = None  # the schedule re-aimed by a resume with another end
+        self.clock = self._new_clock(compiled=False)  # the bar's rates: remade at each fit
+        self._last_loss: float | None = None  # the last logged loss, for the bar
         self._rows = slice(None)  # this process's rows of every batch it draws
         self._ddp: nn.parallel.DistributedDataParallel | None = None
         self.train_model = self.model  # what the training forward calls: maybe wrapped, maybe compiled
@@ -129,7 +133,10 @@ class Trainer:
         """Checkpoint the run (rank 0 only: every process holds the same weights and moments)."""
         if not self.world.main:
             return
-        counters = {"tokens_seen": self.tokens_seen, "train_seconds": self.train_seconds}
+        counters = {"tokens_seen": self.tokens_seen, "train_seconds": self.train_seconds,
+                    "decay_steps": self.config.decay_steps}
+        if self.anchor is not None:
+            counters["lr_anchor"] = {"step": self.anchor.step, "lr": self.anchor.lr}
         if self.scaler is not None:
             counters["grad_scaler"] = self.scaler.state_dict()
         save_checkpoint(self.run_dir, step=self.step, model=self.model, optimizer=self.optimizer,
@@ -157,8 +164,27 @@ class Trainer:
         self.train_seconds = float(checkpoint.trainer.get("train_seconds", 0.0))
         if self.scaler is not None and "grad_scaler" in checkpoint.trainer:
             self.scaler.load_state_dict(checkpoint.trainer["grad_scaler"])
+        self._restore_schedule(checkpoint.trainer)
         log.info("resumed from step %d", self.step)
         return True
+
+    def _restore_schedule(self, saved: dict) -> None:
+        """The learning-rate schedule as the checkpoint left it; when the run's end (`max_steps` or
+        `lr_decay_steps`) changed, re-aimed from the resume step without a jump (`optim.reaim`), and
+        said in one line. A checkpoint that did not record its end keeps the plain schedule."""
+        anchor = saved.get("lr_anchor")
+        self.anchor = ScheduleAnchor(anchor["step"], anchor["lr"]) if anchor is not None else None
+        old_end, new_end = saved.get("decay_steps"), self.config.decay_steps
+        if old_end is None or old_end == new_end:
+            return
+        self.anchor = reaim(self.step, self.config, old_end, self.anchor)
+        if self.anchor is None:
+            log.info("the learning-rate schedule now ends at step %d (was %d): the warm-up goes on, then the "
+                     "cosine decays to %.3g at step %d", new_end, old_end, self.config.min_lr, new_end)
+        else:
+            log.info("the learning-rate schedule now ends at step %d (was %d): from %.3g at step %d it follows a "
+                     "cosine to %.3g at step %d, without a jump", new_end, old_end, self.anchor.lr, self.step,
+                     self.config.min_lr, new_end)
 
     # ---- evaluation --------------------------------------------------------------------------
 
@@ -206,14 +232,29 @@ class Trainer:
 
     @property
     def tokens_per_sec(self) -> float:
+        """Training tokens per second over the whole fit (compilation included)."""
         return self.tokens_seen / self.train_seconds if self.train_seconds > 0 else 0.0
+
+    @property
+    def recent_tokens_per_sec(self) -> float:
+        """Training tokens per second over the recent steps (`StepClock`: compilation left out);
+        the whole fit's rate before any such step."""
+        rate = self.clock.tokens_per_sec
+        return rate if rate is not None else self.tokens_per_sec
+
+    def _new_clock(self, compiled: bool) -> StepClock:
+        # Left out of the rates: a compiled model's first steps (the forward and backward graphs
+        # compile at the first, recompilation for a changed shape at the next), an eager model's first
+        # (the allocator's warm-up).
+        return StepClock(max_steps=self.config.max_steps, skip=3 if compiled else 1,
+                         pause_every=(self.config.eval_interval, self.config.checkpoint_interval))
 
     @property
     def lr(self) -> float:
         """The learning rate of the step last taken (before any, of the first)."""
-        return learning_rate(max(self.step - 1, 0), self.config)
+        return learning_rate(max(self.step - 1, 0), self.config, self.anchor)
 
-    def due(self, every: int) -> bool:
+    def due(self, every: int | None) -> bool:
         """Whether the step just taken is an `every`-th one (never when 0) or the last."""
         return (every > 0 and self.step % every == 0) or self.step == self.config.max_steps
 
@@ -221,7 +262,7 @@ class Trainer:
 
     def _train_step(self) -> Tensor:
         config = self.config
-        lr = learning_rate(self.step, config)
+        lr = learning_rate(self.step, config, self.anchor)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         for micro in range(config.grad_accum_steps):
@@ -284,15 +325,14 @@ class Trainer:
             return tuple(self._to_device(v) for v in value)
         return value
 
-    def _log(self, loss: Tensor, bar: tqdm) -> None:
+    def _log(self, loss: Tensor) -> None:
         """Hand the step's loss, averaged over processes, to the progress bar and the callbacks."""
         value = distributed.mean(loss, self.world).item()  # the only read of a device value between evaluations
         if not math.isfinite(value):  # before any callback: diverged weights are never logged or saved
             raise SeqlabError(f"the training loss is {value} at step {self.step}: the run diverged (lower "
                               f"train.lr, or clip with train.grad_clip); its last checkpoint is kept, and "
                               f"`seqlab train --out {self.run_dir} --resume --train.lr=...` continues from it")
-        if self.world.main:
-            bar.set_postfix(loss=f"{value:.4f}", tok_s=f"{self.tokens_per_sec:,.0f}", refresh=False)
+        self._last_loss = value
         for callback in self.callbacks:
             callback.on_log(self, value)
         if self.threads is not None:
@@ -323,8 +363,11 @@ class Trainer:
             resumed = (resume and self.restore()) or self.step > 0
             for callback in self.callbacks:
                 callback.on_fit_start(self, resumed)
+            self.clock = self._new_clock(self._compiled)
             if not resumed:
+                start = time.perf_counter()
                 self.evaluate()
+                self.clock.add_pause(time.perf_counter() - start)
             result = self._loop(stop)
             for callback in self.callbacks:
                 callback.on_fit_end(self, result)
@@ -335,22 +378,42 @@ class Trainer:
         config = self.config
         val_loss, signum = None, None
         self.model.train()
+        self._last_loss = None
         # disable=None: tqdm draws the bar only on a terminal; logs (eval lines) go through it meanwhile.
+        # tqdm's own rate and ETA average since the start (compilation included): the bar shows the
+        # StepClock's instead, after the elapsed time.
         bar = tqdm(total=config.max_steps, initial=self.step, desc=self.title or "train", unit="step",
-                   disable=None if self.progress else True, dynamic_ncols=True, leave=True)
+                   disable=None if self.progress else True, dynamic_ncols=True, leave=True,
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
+        bar.set_postfix_str(self.clock.describe(self.step, compiling=self._compiled), refresh=True)
         with bar, logging_redirect_tqdm(loggers=[logging.getLogger("seqlab")]):
             while self.step < config.max_steps and signum is None:
                 start = time.perf_counter()
+                self.clock.begin_step()
+                tokens = self.tokens_seen
                 loss = self._train_step()
                 signum = self._stop_signal(stop)
                 self.train_seconds += time.perf_counter() - start  # logs, evaluations, callbacks: not training time
+                self.clock.end_training(self.tokens_seen - tokens)
                 bar.update(1)
                 if self.due(config.log_every):
-                    self._log(loss, bar)
-                if self.due(config.eval_every):
+                    self._log(loss)
+                if self.due(config.eval_interval):
                     val_loss = self.evaluate()
                 for callback in self.callbacks:
                     callback.on_step_end(self, loss)
+                self.clock.end_step(self.step)
+                if self.due(config.log_every) or self.clock.warming_up:
+                    self._show(bar)
         interrupted = signum is not None and self.step < config.max_steps  # a signal at the last step: finished
         return TrainResult(step=self.step, interrupted=interrupted, val_loss=val_loss,
                            tokens_per_sec=self.tokens_per_sec, signal=signum if interrupted else None)
+
+    def _show(self, bar: tqdm) -> None:
+        """The bar's text: the compile phase, then the recent rates, the time left and the loss."""
+        if not self.progress:
+            return
+        text = self.clock.describe(self.step, compiling=self._compiled)
+        if self._last_loss is not None:
+            text += f", loss {self._last_loss:.4f}"
+        bar.set_postfix_str(text, refresh=False)
