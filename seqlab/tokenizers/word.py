@@ -2,7 +2,8 @@
 
 The vocabulary of the classic neural translation systems (Sutskever et al. 2014; Luong et al. 2015):
 the most frequent words of the training text, everything else one unknown token. Text is split into
-tokens by ``TOKEN``: runs of Unicode word characters (so ``männer`` and ``été`` are one word), kept
+tokens by ``token_pattern()``: runs of Unicode word characters and combining marks (so ``männer``,
+``été`` and ``हैलो``, whose vowel signs are marks, are one word), kept
 together across inner hyphens and apostrophes (``t-shirt``, ``don't``, as Multi30k's tokenizer leaves
 them); HTML entities (``&quot;``, and ``&apos;s``); each other visible character on its own; and TAB and newline as
 tokens of their own (the seq2seq decoder's BOS and EOS). All other whitespace only separates tokens.
@@ -25,7 +26,10 @@ back as ``<unk>``.
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -43,8 +47,24 @@ from seqlab.tokenizers.base import (
 
 # An HTML entity is one token: Moses-tokenized corpora (Multi30k) write quotes as &quot; and &apos;,
 # and the clitic 's as &apos;s, which stays one word.
-TOKEN = re.compile(r"\t|\n|(?:&apos;)?\w+(?:[-'\u2019]\w+)*|&\w+;|[^\w\s]")
+TOKEN_TEMPLATE = r"\t|\n|(?:&apos;)?[\w{marks}]+(?:[-'\u2019][\w{marks}]+)*|&\w+;|[^\w\s{marks}]"
 UNKNOWN = "<unk>"
+
+
+@functools.cache
+def token_pattern() -> re.Pattern:
+    """The token regex. Python's ``\\w`` takes letters and digits but no combining mark (Unicode
+    categories Mn, Mc, Me: Devanagari's vowel signs, a decomposed accent), so the marks are added to
+    the word characters here, found once from ``unicodedata`` (about 0.3 s, on first use)."""
+    marks, start = [], None
+    for code in range(sys.maxunicode + 2):
+        is_mark = code <= sys.maxunicode and unicodedata.category(chr(code)) in ("Mn", "Mc", "Me")
+        if is_mark and start is None:
+            start = code
+        elif not is_mark and start is not None:
+            marks.append(re.escape(chr(start)) + ("" if code - 1 == start else "-" + re.escape(chr(code - 1))))
+            start = None
+    return re.compile(TOKEN_TEMPLATE.format(marks="".join(marks)))
 SPECIALS = (UNKNOWN, "\t", "\n")  # ids 0, 1, 2
 _BREAKS = frozenset("\t\n")  # decode puts no space next to these
 
@@ -69,7 +89,7 @@ class WordTokenizer(Tokenizer):
             raise TokenizerError(f"min_freq must be at least 1, got {min_freq}")
         encode_text(text, "utf-8")  # rejects lone surrogates with their position
         # Counter keeps first-insertion order and most_common() sorts stably: ties stay in first-occurrence order.
-        counts = Counter(token for token in TOKEN.findall(text) if token not in _BREAKS)
+        counts = Counter(token for token in token_pattern().findall(text) if token not in _BREAKS)
         words = [word for word, count in counts.most_common() if count >= min_freq]
         if not words:
             raise TokenizerError(f"no word of the training text occurs {min_freq} or more times; "
@@ -94,12 +114,12 @@ class WordTokenizer(Tokenizer):
 
     def encode_array(self, text: str) -> np.ndarray:
         encode_text(text, "utf-8")
-        ids = [self._id.get(token, 0) for token in TOKEN.findall(text)]
+        ids = [self._id.get(token, 0) for token in token_pattern().findall(text)]
         return np.array(ids, dtype=np.int64)
 
     def safe_cut(self, text: str, limit: int) -> int:
-        # No TOKEN match holds whitespace beside another character (TAB and newline are tokens of
-        # their own, other whitespace only separates), and TOKEN has no lookaround: a cut just
+        # No token_pattern() match holds whitespace beside another character (TAB and newline are tokens of
+        # their own, other whitespace only separates), and the pattern has no lookaround: a cut just
         # before a space, TAB or newline leaves every match on both sides as it was.
         return max(0, *(text.rfind(space, 1, limit + 1) for space in " \t\n"))
 
@@ -129,12 +149,12 @@ class WordTokenizer(Tokenizer):
 
 
 def _check_words(words: Sequence[str]) -> list[str]:
-    """``words`` as a list, checked to be distinct single tokens of ``TOKEN`` other than TAB and newline."""
+    """``words`` as a list, checked to be distinct single tokens of ``token_pattern()`` other than TAB and newline."""
     words = list(words)
     if not words:
         raise TokenizerError("a word tokenizer needs at least one word; train it on non-empty text")
     for i, word in enumerate(words):
-        if not isinstance(word, str) or word in _BREAKS or not TOKEN.fullmatch(word):
+        if not isinstance(word, str) or word in _BREAKS or not token_pattern().fullmatch(word):
             raise TokenizerError(f"word vocabulary entry {i} is {word!r}, not a single word or "
                                  "punctuation mark; save the tokenizer again with seqlab")
     if len(set(words)) != len(words):

@@ -87,12 +87,13 @@ def test_word_round_trips_text_spaced_as_it_decodes() -> None:
     assert tok.decode(tok.encode("Hi, students")) == "Hi , <unk>"
 
 
-@pytest.mark.xfail(strict=True, reason="word splits Devanagari vowel signs off their letters: Python's \\w "
-                                       "takes no combining mark (Mn, Mc), so each sign is a token of its own")
 def test_word_keeps_the_lectures_hindi_words_whole() -> None:
     text = "Hi , class हैलो क्लास 同学们好"
     tok = train_tokenizer("word", text)
     assert tok.decode(tok.encode(text)) == text
+    assert [tok.token_strings()[i] for i in tok.encode(text)][3:5] == ["हैलो", "क्लास"]  # vowel signs and virama kept
+    decomposed = "e\u0301le\u0300ve"  # élève with combining accents: one word
+    assert len(train_tokenizer("word", decomposed).encode(decomposed)) == 1
 
 
 @pytest.mark.parametrize("kind", ["wordpiece", "unigram"])
