@@ -51,6 +51,8 @@ from seqlab.runs import (
     write_run_files,
 )
 from seqlab.seeds import generator_seed
+from seqlab.tasks import finetune
+from seqlab.tasks.run import check_task, train_task
 from seqlab.tokenizers import (
     CharTokenizer,
     Tokenizer,
@@ -75,6 +77,8 @@ def _resolve(config: Config | str | Path, overrides: Sequence[str]) -> Config:
     else:
         config = load_config(config, overrides)
     families.check_data(config)
+    config = finetune.with_base(config)  # train.init_from: the base run's [model] and [tokenizer]
+    check_task(config)
     return config
 
 
@@ -110,10 +114,12 @@ def fit_tokenizer(config: Config, corpus: Corpus | str) -> Tokenizer:
 def _resume_config(run_dir: Path, overrides: Sequence[str]) -> Config:
     saved = read_config(run_dir)
     config = override(saved, overrides) if overrides else saved
-    for section in ("data", "tokenizer", "model"):
+    for section in ("data", "tokenizer", "model", "task", "finetune"):
         if getattr(config, section) != getattr(saved, section):
             raise SeqlabError(f"--resume cannot change [{section}] of {run_dir}: only train.* and "
                               f"sample.* may differ from the saved config")
+    if config.train.init_from != saved.train.init_from:
+        raise SeqlabError(f"--resume cannot change train.init_from of {run_dir}")
     return config
 
 
@@ -233,12 +239,20 @@ def _train_model(config: Config, family: families.Family, tokenizer: Tokenizer |
                  claim: rundir.RunClaim, *, world: distributed.World, continuing: bool, from_weights: bool,
                  progress: bool) -> TrainResult:
     """Everything a trained family's run needs, checked (device, data, tokenizer, budget, model);
-    then the run directory written (`claim.start`) and the model trained into it."""
+    then the run directory written (`claim.start`) and the model trained into it. A task run
+    (`task.kind` classify or tag) is trained by `seqlab.tasks.run.train_task`."""
+    if config.task.kind != "lm":
+        if from_weights:
+            raise SeqlabError("--from-weights continues a language model; resume a task run from its checkpoint")
+        return train_task(config, run_dir, claim, continuing=continuing, progress=progress,
+                          distributed=world.distributed)
     device = resolve_device(config.train.device)
     if family.reads_pairs:
         tokenizer, batches, val_pairs = seq2seq.seq2seq_batches(config, tokenizer)
         sampler = lambda m: seq2seq.sample_translations(m, tokenizer, val_pairs[:3])  # noqa: E731
     else:
+        if tokenizer is None and config.train.init_from:  # the base run's vocabulary, to use its weights
+            tokenizer = read_tokenizer(finetune.base_dir(config))
         tokenizer, data = _lm_data(config, tokenizer)
         batches = _line_batches(config, family, data) if isinstance(data, LineData) else family.batches(config, data)
         sampler = lambda m: _eval_sample(m, tokenizer, config)  # noqa: E731
@@ -246,6 +260,7 @@ def _train_model(config: Config, family: families.Family, tokenizer: Tokenizer |
     torch.manual_seed(generator_seed(config.train.seed))
     model = build_model(config.model, tokenizer.vocab_size, source_vocab_size=source_vocab_size(tokenizer))
     start_step = _weights_step(model, run_dir) if from_weights else None
+    finetune.prepare(model, config, load_base=not continuing)  # train.init_from, [finetune]
     claim.start(fresh=not continuing)  # everything is checked: from here on the run directory changes
     if world.main:
         write_run_files(run_dir, config, tokenizer)
@@ -490,7 +505,13 @@ def evaluate(run_dir: str | Path, *, corpus: str | None = None, split: str = "va
     (a context longer than training's needs positions that extrapolate); for a recurrent model one
     stream with its hidden state carried across windows, exact whatever the window; for the counted
     families one stream in which every token is predicted. A seq2seq run is scored on its pairs.
+    A task run (classify, tag) reports accuracy and F1 on its labelled split (`seqlab.tasks.evaluate`).
     """
+    if read_config(Path(run_dir)).task.kind != "lm":
+        if corpus is not None or context is not None or beam_size != 1:
+            raise SeqlabError("a task run is evaluated on its own labelled data: drop --corpus, --context and --beam")
+        from seqlab.tasks.evaluate import evaluate_task
+        return evaluate_task(run_dir, split=split, device=device)
     model, tokenizer, config = load_run(run_dir, resolve_device(device))
     family = families.get(config.model.family)
     if not family.language_model:  # word vectors: the family's own evaluation (word similarity, analogies)
@@ -551,6 +572,20 @@ def _evaluate_lines(model, tokenizer: Tokenizer, config: Config, family: familie
             "chars": chars, "lines": len(lines)}
 
 
+def predict(run_dir: str | Path, text: str, *, device: str = "cpu") -> dict:
+    """What a task run says of `text`: a classifier's label, its probability and every class's; a
+    tagger's words (the text split at white space) and their tags (`seqlab.tasks.evaluate`)."""
+    from seqlab.tasks.evaluate import predict_text
+    return predict_text(run_dir, text, device=device)
+
+
+def merge(run_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write `out`: the LoRA run `run_dir` with its adapters folded into its base run's weights,
+    a plain run that needs no base (`seqlab.tasks.run.merge_run`)."""
+    from seqlab.tasks.run import merge_run
+    return merge_run(run_dir, out, overwrite=overwrite)
+
+
 def plan(config: Config | str | Path, *, out: str | Path | None = None, overrides: Sequence[str] = (),
          resume: bool = False, overwrite: bool = False, timed: bool = True):
     """`seqlab train --dry-run`: the resolved config and the estimates of a training (a
@@ -573,6 +608,9 @@ def plan(config: Config | str | Path, *, out: str | Path | None = None, override
     is_preset = isinstance(config, str) and config in preset_names() and not Path(config).is_file()
     info = preset_info(config) if is_preset and not continuing else None
     family = families.get(resolved.model.family)
+    if resolved.task.kind != "lm":
+        raise SeqlabError("--dry-run estimates a language model's training; train a task run with a small "
+                          "--train.max_steps to time it")
     start = time.perf_counter()
     if family.reads_pairs:
         tokenizer, batches, _ = seq2seq.seq2seq_batches(resolved, tokenizer)

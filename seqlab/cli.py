@@ -69,6 +69,8 @@ def _next_command(run_dir: Path) -> str:
     from seqlab import families
     from seqlab.runs import read_config
     config = read_config(run_dir)
+    if config.task.kind != "lm":
+        return f"seqlab eval {run_dir}, seqlab predict {run_dir} --text ..."
     if families.get(config.model.family).reads_pairs:
         import shlex
         return f"seqlab translate {run_dir} {shlex.quote(config.sample.prompt or 'TEXT')}"
@@ -200,6 +202,25 @@ def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
     else:
         for key, value in result.items():
             print(f"{key:>14}  {value:.4f}" if isinstance(value, float) else f"{key:>14}  {value}")
+    return 0
+
+
+def _predict(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab import api
+    result = api.predict(args.run_dir, args.text, device=args.device)
+    if args.json:
+        print(json.dumps(result))
+    elif "label" in result:
+        print(f"{result['label']}\t{result['probability']:.4f}")
+    else:
+        print(" ".join(f"{word}/{tag}" for word, tag in zip(result["words"], result["tags"])))
+    return 0
+
+
+def _merge(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab import api
+    out = api.merge(args.run_dir, args.out, overwrite=args.overwrite)
+    print(f"merged run saved in {out}  (next: seqlab predict {out} --text ...)")
     return 0
 
 
@@ -570,11 +591,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps (default cpu)")
     sample.set_defaults(handler=_sample)
 
-    evaluate = commands.add_parser("eval", help="loss, perplexity and bits per char of a run")
+    evaluate = commands.add_parser("eval", help="loss, perplexity and bits per char of a run (accuracy and F1 "
+                                                "of a task run)")
     evaluate.add_argument("run_dir", help="a run directory (made by seqlab train or import-hf)")
     evaluate.add_argument("--corpus", help="another corpus to evaluate on (default: the run's)")
     evaluate.add_argument("--split", choices=("val", "train", "test", "all"), default="val",
-                          help="test: the held-out test pairs of parallel text")
+                          help="test: the held-out test pairs of parallel text, or a task run's test examples")
     evaluate.add_argument("--context", type=int, metavar="N",
                           help="windows of N tokens (default: the model's block_size; longer needs "
                                "positions that extrapolate, not learned ones)")
@@ -584,6 +606,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--length-penalty", type=float, default=1.0, help="seq2seq beam search: GNMT's alpha")
     evaluate.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps")
     evaluate.set_defaults(handler=_eval)
+
+    predict = commands.add_parser("predict", help="a task run's label (with its probability) or tags for a text")
+    predict.add_argument("run_dir", help="a task run directory (task.kind = classify or tag)")
+    predict.add_argument("--text", required=True, help="the text to classify or tag (a series run: numbers "
+                                                       "separated by spaces or commas)")
+    predict.add_argument("--json", action="store_true", help="print one JSON object (with every class's probability)")
+    predict.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps")
+    predict.set_defaults(handler=_predict)
+
+    merge = commands.add_parser("merge", help="fold a LoRA run's adapters into its base weights: a plain run")
+    merge.add_argument("run_dir", help="a run trained with finetune.method = \"lora\"")
+    merge.add_argument("--out", required=True, help="the run directory to write")
+    merge.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    merge.set_defaults(handler=_merge)
 
     translate = commands.add_parser("translate", help="decode targets for sources with a seq2seq run")
     translate.add_argument("run_dir", help="a run directory (made by seqlab train or import-hf)")

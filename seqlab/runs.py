@@ -113,6 +113,9 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[n
     """The trained model (in eval mode, on `device`), its tokenizer and its config."""
     run_dir = Path(run_dir)
     config = read_config(run_dir)
+    if config.task.kind != "lm":  # a head on the model's states: seqlab.tasks.run.load_task_run
+        raise SeqlabError(f"{run_dir} is a {config.task.kind} run (task.kind), not a language model: use "
+                          f"seqlab predict and seqlab eval with it")
     tokenizer = read_tokenizer(run_dir)
     family = families.get(config.model.family)
     if family.load is not None:  # fitted by counting or EM: its own files, not weights

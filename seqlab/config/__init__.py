@@ -12,14 +12,17 @@ from seqlab.config.load import (
 from seqlab.config.schema import (
                                 Config,
                                 DataConfig,
+                                FinetuneConfig,
                                 ModelConfig,
                                 SampleConfig,
+                                TaskConfig,
                                 TokenizerConfig,
                                 TrainConfig,
 )
 
 __all__ = [
-    "Config", "DataConfig", "ModelConfig", "SampleConfig", "TokenizerConfig", "TrainConfig",
+    "Config", "DataConfig", "FinetuneConfig", "ModelConfig", "SampleConfig", "TaskConfig", "TokenizerConfig",
+    "TrainConfig",
     "config_to_dict", "config_to_toml", "load_config", "override", "parse_overrides", "preset_names",
     "with_section",
 ]

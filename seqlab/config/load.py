@@ -21,7 +21,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 from seqlab.config.families import model_settings
 from seqlab.config.presets import PRESET_SECTION, read_preset_info
-from seqlab.config.schema import SECTIONS, Config, ModelConfig
+from seqlab.config.schema import OPTIONAL_SECTIONS, SECTIONS, Config, ModelConfig
 from seqlab.errors import ConfigError
 
 
@@ -60,6 +60,8 @@ def read_toml_source(spec: str | Path) -> tuple[dict[str, Any], str]:
 def _describe(annotation: Any) -> str:
     if typing.get_origin(annotation) is Literal:
         return "one of " + ", ".join(str(a) for a in typing.get_args(annotation))
+    if typing.get_origin(annotation) is tuple:
+        return "a list of strings"
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     return names.get(annotation, str(annotation))
 
@@ -88,6 +90,10 @@ def _check_value(key: str, value: Any, annotation: Any) -> Any:
             raise errors[0]
         described = " or ".join(_describe(a) for a in typing.get_args(annotation) if a is not type(None))
         raise ConfigError(f"{key} = {value!r} is not allowed: expected {described}")
+    if origin is tuple:  # tuple[str, ...]: a TOML array of strings
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key} = {value!r} is not allowed: expected {_describe(annotation)}")
+        return tuple(value)
     ok = {
         bool: isinstance(value, bool),
         int: isinstance(value, int) and not isinstance(value, bool),
@@ -228,6 +234,8 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         # A TOML basic string accepts JSON's escapes for everything json.dumps writes.
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
@@ -235,6 +243,8 @@ def config_to_toml(config: Config) -> str:
     """The fully resolved config as TOML text that `load_config` reads back to an equal Config."""
     lines = []
     for section, values in config_to_dict(config).items():
+        if section in OPTIONAL_SECTIONS and getattr(config, section) == SECTIONS[section]():
+            continue
         lines.append(f"[{section}]")
         lines += [f"{key} = {_toml_value(v)}" for key, v in values.items() if v is not None]
         lines.append("")

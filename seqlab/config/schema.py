@@ -246,6 +246,9 @@ class TrainConfig:
     compile: bool | Literal["auto"] = "auto"
     threads: int = 0  # CPU threads for torch; 0 picks them (seqlab.training.threads)
     epochs: int = 0  # passes over the training text of the word-vector families; 0: the family's default
+    # A run directory to start from: its weights, tokenizer and [model] (an import-hf run too); "" for
+    # fresh weights. [finetune] says what of them trains (seqlab.tasks.finetune).
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         _require_finite(self, "train")
@@ -315,12 +318,71 @@ class SampleConfig:
 
 
 @dataclass(frozen=True)
+class TaskConfig:
+    """What a run learns: next-token prediction (`kind = "lm"`, every other key unread), or a labelled
+    task on a neural family's hidden states (seqlab.tasks): one label per sequence (`classify`) or one
+    tag per word (`tag`)."""
+
+    kind: Literal["lm", "classify", "tag"] = "lm"
+    # A labelled set of seqlab.data.labelled (sentence-polarity, conll2000, ud-english-ewt, brown,
+    # mnist1d) or a file: LABEL<TAB>TEXT lines (classify), `word tag` lines with a blank line between
+    # sentences (tag), or an .npz of float series x (N, T) or (N, T, F) and integer labels y (N,).
+    data: str = ""
+    column: Literal["chunks", "pos"] = "chunks"  # conll2000: the tags to learn (chunks read the POS column too)
+    fold: int = 0  # sentence-polarity: 0 = the seeded 80/10/10 split, 1 … 10 = that fold of 10-fold cross-validation
+    pooling: Literal["last", "mean", "first", "attention"] = "last"  # classify: how states become one vector
+    crf: bool = False  # tag: a linear-chain CRF over the tags, decoded by Viterbi
+    bidirectional: bool = False  # read right to left too: unmasked attention, or a reverse recurrent stack
+    max_len: int = 256  # tokens (or series steps) of an example kept; the rest is cut
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.fold <= 10, "task.fold", self.fold, "an integer from 0 (the seeded split) to 10")
+        _require(self.max_len >= 1, "task.max_len", self.max_len, "a positive integer")
+        if self.kind != "lm":
+            _require(bool(self.data.strip()), "task.data", self.data,
+                     "a labelled set (sentence-polarity, conll2000, ud-english-ewt, brown, mnist1d) or a file")
+        if self.crf:
+            _require(self.kind == "tag", "task.crf", self.crf, 'false unless task.kind = "tag"')
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """What of a run started from `train.init_from` trains: all of it but the `freeze`d parts
+    (`method = "full"`), or low-rank adapters on the `targets` (`"lora"`, Hu et al. 2021). Names
+    are module paths of the model or their ends, as LoRA's targets: "tok_emb", "blocks.0", "attn.qkv"."""
+
+    method: Literal["full", "lora"] = "full"
+    rank: int = 8
+    alpha: float = 16.0  # the adapters' scale is alpha / rank
+    dropout: float = 0.0  # on the adapters' inputs, in training
+    targets: tuple[str, ...] = ("attn.qkv", "attn.out")  # the linear layers that get adapters (lora)
+    freeze: tuple[str, ...] = ()  # parts kept fixed (full)
+
+    def __post_init__(self) -> None:
+        _require_finite(self, "finetune")
+        _require(self.rank >= 1, "finetune.rank", self.rank, "a positive integer")
+        _require(self.alpha > 0, "finetune.alpha", self.alpha, "a positive number")
+        _require(0.0 <= self.dropout < 1.0, "finetune.dropout", self.dropout, "a number in [0, 1)")
+        if self.method == "lora":
+            _require(bool(self.targets), "finetune.targets", list(self.targets),
+                     'at least one linear layer to adapt, e.g. ["attn.qkv"]')
+            _require(not self.freeze, "finetune.freeze", list(self.freeze),
+                     '[] with finetune.method = "lora" (everything but the adapters and the head is fixed)')
+        for key in ("targets", "freeze"):
+            names = getattr(self, key)
+            _require(all(name.strip() for name in names), f"finetune.{key}", list(names),
+                     "a list of module names, none empty")
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelSettings = field(default_factory=ModelConfig)  # the class `model.family` names
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 SECTIONS: dict[str, type] = {
@@ -329,4 +391,9 @@ SECTIONS: dict[str, type] = {
     "model": ModelSettings,  # the family's own class: see seqlab.config.families
     "train": TrainConfig,
     "sample": SampleConfig,
+    "task": TaskConfig,
+    "finetune": FinetuneConfig,
 }
+# Sections written into a config.toml only when they differ from their defaults: a language model
+# trained from scratch has nothing to say in them.
+OPTIONAL_SECTIONS = ("task", "finetune")

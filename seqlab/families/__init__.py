@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from seqlab.config.families import register_settings
 from seqlab.errors import ConfigError, SeqlabError
-from seqlab.families.base import Family, Shorthand
+from seqlab.families.base import Family, HiddenStates, Shorthand
 from seqlab.families.classical import HMM_FAMILY, NGRAM
 from seqlab.families.mamba import MAMBA
 from seqlab.families.mlp import MLP
@@ -73,4 +73,4 @@ def shorthands() -> dict[str, tuple[Family, Shorthand]]:
     return {s.name: (f, s) for f in FAMILIES.values() for s in f.shorthand}
 
 
-__all__ = ["FAMILIES", "Family", "Shorthand", "build_model", "check_data", "get", "require_language_model", "shorthands"]
+__all__ = ["FAMILIES", "Family", "HiddenStates", "Shorthand", "build_model", "check_data", "get", "require_language_model", "shorthands"]

@@ -14,7 +14,9 @@ A declaration is data and small functions:
 - `units`: what `inspect` can show of the model's inside, as named activations (T, U);
 - `traced`: the probes `seqlab.inspect.trace` records for the family (attention, states, ...);
 - `shorthand`: its names in `seqlab compare --models`, with the preset it starts from and the
-  setting its size sets.
+  setting its size sets;
+- `hidden`: how a task head (`seqlab.tasks`) reads the model: its per-token hidden states from
+  input vectors (`HiddenStates`); None for a family without task heads.
 
 Shared behaviour (scoring strategies, sizes) lives in `seqlab.families.common`.
 """
@@ -42,6 +44,32 @@ class Shorthand:
     name: str
     preset: str
     size: str  # the [model] key a size sets: order, n_states, d_model, ...
+
+
+@dataclass(frozen=True)
+class HiddenStates:
+    """The hidden-state contract a task head reads a family's model through.
+
+    `read(model, x, mask, both_ways)`: input vectors x (B, T, E), as the model's token embedding
+    `tok_emb` gives them (or a linear projection of real-valued features), and mask (B, T) (True on
+    real positions, a prefix of each row) → hidden states (B, T, D). Causal unless `both_ways`, which
+    only a family with `attends_both_ways` is given: its attention then sees the whole sequence, with
+    the padding masked. A causal reading never looks right, so padding after a row changes nothing.
+    `reverse(settings)`: for a family that is bidirectional by a second reader of the reversed
+    sequence (a BiLSTM), that reader, a module x (B, T, E) → (B, T, D); None otherwise.
+    `embed_width(settings)` is E, `width(settings)` is D.
+    """
+
+    read: Callable[[Any, Tensor, Tensor, bool], Tensor]
+    embed_width: Callable[[Any], int]
+    width: Callable[[Any], int]
+    attends_both_ways: bool = False
+    reverse: Callable[[Any], Any] | None = None
+
+    @property
+    def bidirectional(self) -> bool:
+        """Whether the family can read right to left as well (task.bidirectional)."""
+        return self.attends_both_ways or self.reverse is not None
 
 
 # (model, token ids of a split as a 1-D array, device, context or None)
@@ -89,6 +117,7 @@ class Family:
     # What `seqlab eval` reports for a family that is not a language model: (model, tokenizer) -> dict.
     evaluation: Callable[[Any, Any], dict] | None = None
     shorthand: tuple[Shorthand, ...] = field(default_factory=tuple)
+    hidden: HiddenStates | None = None  # task heads: see HiddenStates
 
     @property
     def trained(self) -> bool:
@@ -103,4 +132,4 @@ class Family:
         return self.build(settings, vocab_size, source_vocab_size)
 
 
-__all__ = ["Family", "Scoring", "Shorthand"]
+__all__ = ["Family", "HiddenStates", "Scoring", "Shorthand"]

@@ -3,13 +3,16 @@ recurrent encoder-decoder with attention (Bahdanau et al. 2015, Luong et al. 201
 
 from __future__ import annotations
 
+import torch.nn.functional as F
+from torch import Tensor, nn
+
 from seqlab.data import TBPTTBatches
-from seqlab.families.base import Family, Shorthand
+from seqlab.families.base import Family, HiddenStates, Shorthand
 from seqlab.families.common import score_carried
 from seqlab.families.transformer import _seq2seq_score
 from seqlab.inspect.alignment import rnn_panels
 from seqlab.inspect.neurons import hooked_units
-from seqlab.models.rnn import RecurrentConfig, RNNLM
+from seqlab.models.rnn import RecurrentConfig, RNNLM, build_recurrent
 from seqlab.models.seq2seq_rnn import Seq2SeqRNN, Seq2SeqRNNConfig
 
 _SUMMARIES = {
@@ -18,6 +21,29 @@ _SUMMARIES = {
     "gru": "gated recurrent unit (Cho et al. 2014)",
     "lstm": "long short-term memory (Hochreiter & Schmidhuber 1997)",
 }
+
+
+def recurrent_states(model: RNNLM, x: Tensor, mask: Tensor, both_ways: bool) -> Tensor:
+    """x (B, T, D) → the top layer's states (B, T, H = D) from the zero state (dropout after it in
+    training, as before the LM's output layer)."""
+    states, _ = model.rnn(x)  # (B, T, H)
+    return F.dropout(states, model.dropout, training=True) if model.training and model.dropout > 0 else states
+
+
+class ReverseReader(nn.Module):
+    """A second recurrent stack, of the same settings, that a bidirectional tagger runs over each
+    reversed sequence (the right-to-left half of a BiLSTM); x (B, T, D) → (B, T, H)."""
+
+    def __init__(self, settings: RecurrentConfig) -> None:
+        super().__init__()
+        self.rnn = build_recurrent(settings)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.rnn(x)[0]
+
+
+RECURRENT_STATES = HiddenStates(read=recurrent_states, embed_width=lambda settings: settings.d_model,
+                                width=lambda settings: settings.d_model, reverse=ReverseReader)
 
 
 def _recurrent(name: str) -> Family:
@@ -32,6 +58,7 @@ def _recurrent(name: str) -> Family:
         units=hooked_units,
         traced=("states",),
         shorthand=(Shorthand(name, "shakespeare-char-lstm", "d_model"),),
+        hidden=RECURRENT_STATES,
     )
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from seqlab.data import LMBatches
-from seqlab.families.base import Family, Shorthand
+from seqlab.families.base import Family, HiddenStates, Shorthand
 from seqlab.families.common import score_sliding
 from seqlab.models.wavenet import WaveNetConfig, WaveNetLM
 
@@ -27,6 +27,18 @@ def residual_units(model: WaveNetLM, ids: Tensor) -> dict[str, Tensor]:
     return outputs
 
 
+def wavenet_states(model: WaveNetLM, x: Tensor, mask: Tensor, both_ways: bool) -> Tensor:
+    """x (B, T, E) → the output stack's hidden layer, relu(hidden(relu(Σ skips))), (B, T, S): what
+    its last 1×1 convolution turns into logits. Causal: positions before the start read zeros."""
+    x = model.input_conv(x.transpose(1, 2))  # (B, R, T)
+    skips = 0
+    for layer in model.layers:
+        x, skip = layer(x)  # (B, R, T), (B, S, T)
+        skips = skips + skip
+    hidden = torch.relu(model.head.hidden(torch.relu(skips)))  # (B, S, T)
+    return hidden.transpose(1, 2)  # (B, T, S)
+
+
 WAVENET = Family(
     name="wavenet",
     summary="WaveNet (van den Oord et al. 2016): causal dilated convolutions, gated units, skip connections",
@@ -39,4 +51,6 @@ WAVENET = Family(
     traced=("neurons", "residual"),
     context_option=False,
     shorthand=(Shorthand("wavenet", "shakespeare-char-wavenet", "d_residual"),),
+    hidden=HiddenStates(read=wavenet_states, embed_width=lambda settings: settings.d_embed,
+                        width=lambda settings: settings.d_skip),
 )
