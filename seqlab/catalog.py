@@ -232,20 +232,29 @@ def run_info(run_dir: str | Path) -> dict[str, Any]:
     figures (labelled with what they are over), and the model settings of its family only (the
     settings class the family registry names). A run made by `seqlab import-hf` shows where its
     weights came from instead of a corpus and a step budget it never had."""
-    from seqlab.runs import load_run
+    from seqlab.runs import load_run, read_config
 
     run_dir = Path(run_dir)
-    model, tokenizer, config = load_run(run_dir)
+    task = None
+    if read_config(run_dir).task.kind != "lm":  # a head on a family's states (seqlab.tasks)
+        from seqlab.tasks.run import load_task_run
+        model, tokenizer, config, task = load_task_run(run_dir)
+    else:
+        model, tokenizer, config = load_run(run_dir)
     family = families.get(config.model.family)
     facts = _run_facts(run_dir, config)
-    size = family.size(model) if family.size is not None else sum(p.numel() for p in model.parameters())
+    size = family.size(model) if family.size is not None and task is None else \
+        sum(p.numel() for p in model.parameters())
     info: dict[str, Any] = {"run_dir": str(run_dir), "family": family.name}
     if facts["source"] is not None:
         info["imported_from"] = facts["source"]
     else:
         info.update(_data_source(config))
-    info.update({"tokenizer": tokenizer.kind, "vocab_size": tokenizer.vocab_size,
-                 family.size_unit.replace(" ", "_").replace("-", "_"): size})
+    if task is not None:
+        info.update({"task": task.kind, "task_data": config.task.data, "labels": len(task.labels)})
+    info.update({"tokenizer": tokenizer.kind if tokenizer is not None else "none (real-valued series)",
+                 "vocab_size": tokenizer.vocab_size if tokenizer is not None else 0,
+                 family.size_unit.replace(" ", "_").replace("-", "_") if task is None else "parameters": size})
     if family.trained and facts["source"] is None:
         info.update({"step": facts["step"], "max_steps": config.train.max_steps})
     elif family.trained:

@@ -105,6 +105,9 @@ def test_a_classifier_learns_the_rule_and_is_evaluated_and_used(work, capsys, mo
     assert answer["label"] == "late" and sum(answer["probabilities"].values()) == pytest.approx(1.0)
     assert "task.kind" in one_line_error(capsys, main(["sample", run]))
     assert "non-empty" in one_line_error(capsys, main(["predict", run, "--text", " "]))
+    assert main(["info", run, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["task"] == "classify" and info["labels"] == 2 and info["family"] == "gru" and info["parameters"] > 0
 
 
 def test_a_bidirectional_crf_tagger_learns_chunks_in_context(work, capsys):
@@ -134,6 +137,8 @@ def test_series_are_classified_through_the_same_path(work, capsys):
     assert main(["predict", str(run), "--text", rising]) == 0
     assert capsys.readouterr().out.split()[0] == "1"
     assert "numbers" in one_line_error(capsys, main(["predict", str(run), "--text", "0.1 up"]))
+    assert main(["info", str(run)]) == 0
+    assert "real-valued series" in capsys.readouterr().out
 
 
 BAD = [
