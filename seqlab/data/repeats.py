@@ -30,9 +30,20 @@ def random_letters(length: int, seed: int) -> str:
     return "".join(ALPHABET[i] for i in rng.integers(0, len(ALPHABET), size=length))
 
 
-def repeated_sequence(length: int, seed: int) -> str:
-    """x + x for x of `length` random letters (seed `seed`): a held-out induction probe."""
-    x = random_letters(length, seed)
+def distinct_letters(length: int, seed: int) -> str:
+    """`length` different letters of `ALPHABET` in random order, from generator `seed`."""
+    if not 1 <= length <= len(ALPHABET):
+        raise ValueError(f"length must be from 1 to {len(ALPHABET)} for distinct letters, not {length}")
+    rng = numpy_generator(seed)
+    return "".join(ALPHABET[i] for i in rng.permutation(len(ALPHABET))[:length])
+
+
+def repeated_sequence(length: int, seed: int, *, distinct: bool = False) -> str:
+    """x + x for x of `length` random letters (seed `seed`): a held-out induction probe. With
+    `distinct` no letter recurs within x, so in the second half the previous occurrence of each
+    token is its copy in the first half (the setting of the induction score: Olsson et al. draw
+    from a 50k-token vocabulary, where a token rarely recurs by chance)."""
+    x = distinct_letters(length, seed) if distinct else random_letters(length, seed)
     return x + x
 
 
@@ -49,4 +60,4 @@ def repeated_text(n_lines: int = N_LINES, seed: int = SEED) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["ALPHABET", "NAME", "random_letters", "repeated_sequence", "repeated_text"]
+__all__ = ["ALPHABET", "NAME", "distinct_letters", "random_letters", "repeated_sequence", "repeated_text"]

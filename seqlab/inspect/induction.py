@@ -48,14 +48,16 @@ def induction_scores(trace, *, positions: Sequence[int] | None = None) -> Tensor
 
 @torch.inference_mode()
 def held_out_induction(model, tokenizer, *, n_sequences: int = 20, length: int = 20, seed: int = 1) -> Tensor:
-    """(L, H): `induction_scores` over the repeated half of `n_sequences` fresh random sequences x + x
-    of `length` letters each (seeds seed, seed + 1, ...; the training corpus uses another)."""
+    """(L, H): `induction_scores` over the repeated half of `n_sequences` fresh sequences x + x of
+    `length` distinct random letters each (seeds seed, seed + 1, ...; the training corpus uses
+    another). Distinct, so that the token after a token's previous occurrence is the one to copy:
+    with a letter recurring inside x, even a perfect copier would score below 1 there."""
     from seqlab.data.repeats import repeated_sequence
     from seqlab.inspect.trace import trace
 
     total = None
     for i in range(n_sequences):
-        ids = tokenizer.encode(repeated_sequence(length, seed + i))
+        ids = tokenizer.encode(repeated_sequence(length, seed + i, distinct=True))
         scores = induction_scores(trace(model, ids, probes=["attention"]), positions=range(length, 2 * length))
         total = scores if total is None else total + scores
     return total / n_sequences
