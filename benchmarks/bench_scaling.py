@@ -1,13 +1,15 @@
 """Decoding cost against context length: cached Transformer decoding, recomputing Transformer
-decoding and an LSTM carrying its hidden state, at contexts of 64 to 2048 tokens.
+decoding, an LSTM carrying its hidden state and Mamba carrying its convolution window and SSM state,
+at contexts of 64 to 4096 tokens.
 
 The lectures' claim, per new token at context n: the KV cache runs one position through the weights
 and attends over n cached keys, O(n); recomputing runs all n positions through the weights and
-attention over n x n pairs, O(n²); a recurrent model carries a fixed-size state, O(1).
+attention over n x n pairs, O(n²); a recurrent model carries a fixed-size state, O(1), and so does
+Mamba (Gu & Dao 2023), whose bar is a time per token growing as n^e with e < 0.05 over 64 to 4096.
 
 For each context length n, each contender is measured on its last few decode steps before the
 context reaches n (`steps` = 32; `recompute_steps` = 8 for recompute), not on a whole generation of n
-tokens: that is time-boxing, as recomputing all 2048 tokens would take minutes.
+tokens: that is time-boxing, as recomputing all 4096 tokens would take many minutes.
 
   tokens/s   a prompt of n - steps random tokens is continued by `steps` tokens with
              `seqlab.generate.iter_generate` (temperature 0.8, top-k 200, as the presets sample); the
@@ -24,12 +26,14 @@ tokens: that is time-boxing, as recomputing all 2048 tokens would take minutes.
 Models: the `shakespeare-char` Transformer shape (4 layers, 4 heads, width 128, 65 tokens) with
 `block_size = n`, so its learned positions reach n and its KV cache, preallocated for block_size
 positions, is sized for the context (the weights are otherwise the same for every n); the
-`shakespeare-char-lstm` model (2 layers of width 256). The slopes of log(seconds per token) and
+`shakespeare-char-lstm` model (2 layers of width 256); the `mamba` preset (7 blocks of width 128,
+the Transformer's parameter count). The slopes of log(seconds per token) and
 log(peak MB) against log(n) are fitted over the longer half of the lengths and printed beside the
 slopes of a count of multiply-adds per token (`flops_per_token`), which shows where the O(n) and
-O(n²) terms overtake the per-position cost of the weights at these sizes.
+O(n²) terms overtake the per-position cost of the weights at these sizes. Mamba's slope is also
+fitted over every length, 64 to 4096: the issue's bar.
 
-    python -m benchmarks.bench_scaling            # about a minute on two busy cores
+    python -m benchmarks.bench_scaling            # a few minutes on two busy cores
                                                   # table; benchmarks/results/scaling.{json,png}
 """
 
@@ -56,16 +60,17 @@ from seqlab.families import build_model
 from seqlab.plots import pyplot, save_png
 
 VOCAB = 65  # tiny Shakespeare's characters; speed does not depend on the weights' values
-LENGTHS = (64, 128, 256, 512, 1024, 2048)
-CONTENDERS = ("Transformer, KV cache", "Transformer, recompute", "LSTM, carried state")
+LENGTHS = (64, 128, 256, 512, 1024, 2048, 4096)
+CONTENDERS = ("Transformer, KV cache", "Transformer, recompute", "LSTM, carried state", "Mamba, carried state")
+CARRIED = {"LSTM, carried state": "shakespeare-char-lstm", "Mamba, carried state": "mamba"}  # fixed-size states
 SAMPLING = {"temperature": 0.8, "top_k": 200, "seed": 0}
 
 
 def build(contender: str, n: int, device: str) -> torch.nn.Module:
     """The contender's model, eval mode, on `device`; Transformers get block_size = n."""
     torch.manual_seed(0)
-    if contender == "LSTM, carried state":
-        model_config = load_config("shakespeare-char-lstm").model
+    if contender in CARRIED:
+        model_config = load_config(CARRIED[contender]).model
     else:
         model_config = load_config("shakespeare-char", [f"model.block_size={n}"]).model
     return build_model(model_config, VOCAB).to(device).eval()
@@ -106,6 +111,12 @@ def flops_per_token(contender: str, n: int) -> float:
     if contender == "LSTM, carried state":
         m = load_config("shakespeare-char-lstm").model
         return m.n_layer * 8 * m.d_model ** 2 + m.d_model * VOCAB  # 4 gates x (W_ih, W_hh); head
+    if contender == "Mamba, carried state":
+        m = load_config("mamba").model
+        E, N, R = m.d_inner, m.d_state, m.time_step_rank
+        # in_proj, conv, x_proj, dt_proj, out_proj; the state update and readout (3 per state element)
+        per_layer = 2 * E * m.d_model + E * m.d_conv + E * (R + 2 * N) + R * E + E * m.d_model + 3 * E * N
+        return m.n_layer * per_layer + m.d_model * VOCAB
     m = load_config("shakespeare-char").model
     per_position = m.n_layer * 12 * m.d_model ** 2  # qkv 3D², out D², MLP 8D²
     attention = m.n_layer * 2 * m.d_model  # q·k and weights·v, per query-key pair
@@ -127,11 +138,11 @@ def rounds(lengths: tuple[int, ...], step_counts: dict[str, int], repeats: int,
     """Tokens/s by (contender, n): one warm-up round, then `repeats` rounds, each round going through
     every length and contender in turn, so a change of load during the run touches all lengths alike
     (the slopes compare lengths)."""
-    lstm = build("LSTM, carried state", 0, device)
+    carried = {name: build(name, 0, device) for name in CARRIED}
     transformers = {n: build("Transformer, KV cache", n, device) for n in lengths}
 
     def contender(name: str, n: int):
-        model = lstm if name == "LSTM, carried state" else transformers[n]
+        model = carried[name] if name in CARRIED else transformers[n]
         prompt = _prompt(n - step_counts[name], device)
         use_cache = name != "Transformer, recompute"
         return lambda: timed_steps(model, prompt, step_counts[name], use_cache)
@@ -144,7 +155,7 @@ def rounds(lengths: tuple[int, ...], step_counts: dict[str, int], repeats: int,
 def run(lengths: tuple[int, ...] = LENGTHS, steps: int = 32, recompute_steps: int = 8, memory_steps: int = 2,
         repeats: int = 7, device: str = "cpu") -> dict:
     step_counts = {"Transformer, KV cache": steps, "Transformer, recompute": recompute_steps,
-                   "LSTM, carried state": steps}
+                   "LSTM, carried state": steps, "Mamba, carried state": steps}
     if min(lengths) <= max(step_counts.values()):
         raise ValueError(f"every length must exceed the steps timed ({max(step_counts.values())}), got {lengths}")
     results: dict[str, dict[int, dict]] = {c: {} for c in CONTENDERS}
@@ -172,8 +183,10 @@ def _payload(results: dict, lengths: tuple[int, ...], step_counts: dict, memory_
         slopes[name] = {"seconds_per_token": slope(fit, seconds), "peak_mb": slope(fit, memory),
                         "flops_per_token_model": slope(fit, [flops_per_token(name, n) for n in fit])}
     table = {name: {str(n): results[name][n] for n in lengths} for name in CONTENDERS}
+    mamba = [1 / results["Mamba, carried state"][n]["tokens_per_s"]["median"] for n in lengths]
     return {"lengths": list(lengths), "device": device, "steps_timed": step_counts, "memory_steps": memory_steps,
             "repeats": repeats, "fit_lengths": fit, "results": table, "slopes": slopes,
+            "mamba_exponent_all_lengths": slope(list(lengths), mamba),
             "cache_speedup_at_longest": results["Transformer, KV cache"][lengths[-1]]["tokens_per_s"]["median"]
             / results["Transformer, recompute"][lengths[-1]]["tokens_per_s"]["median"]}
 
@@ -195,6 +208,9 @@ def _print(payload: dict, results: dict, lengths: tuple[int, ...]) -> None:
             for name, s in payload["slopes"].items()]
     print_table(f"log-log slopes against n, fitted over n = {', '.join(map(str, payload['fit_lengths']))}", rows,
                 ["contender", "seconds/token (measured)", "multiply-adds/token (counted)", "peak MB"])
+    print(f"\nMamba decode seconds/token ∝ n^{payload['mamba_exponent_all_lengths']:.3f} over n = {lengths[0]} to "
+          f"{lengths[-1]} (bar: < 0.05); Transformer, KV cache: n^"
+          f"{payload['slopes']['Transformer, KV cache']['seconds_per_token']:.3f} over the longer half")
 
 
 def plot(payload: dict, results: dict, lengths: tuple[int, ...], path) -> None:
@@ -202,7 +218,7 @@ def plot(payload: dict, results: dict, lengths: tuple[int, ...], path) -> None:
     plt = pyplot()
     fig, (rate_ax, memory_ax) = plt.subplots(1, 2, figsize=(12, 5))
     xs = list(lengths)
-    for name, marker in zip(CONTENDERS, "osD"):
+    for name, marker in zip(CONTENDERS, "osD^"):
         s = payload["slopes"][name]
         rates = [results[name][n]["tokens_per_s"]["median"] for n in xs]
         memory = [max(results[name][n]["peak"]["peak_mb"], 1e-2) for n in xs]
@@ -228,7 +244,7 @@ def plot(payload: dict, results: dict, lengths: tuple[int, ...], path) -> None:
         ax.set_xlabel("context length n (tokens)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"shakespeare-char Transformer (4x128) vs shakespeare-char-lstm (2x256), batch 1, "
+    fig.suptitle(f"shakespeare-char Transformer (4x128), shakespeare-char-lstm (2x256), mamba (7x128), batch 1, "
                  f"{payload['device']}, {torch.get_num_threads()} thread(s); slopes fitted over n ≥ "
                  f"{payload['fit_lengths'][0]}", fontsize=10)
     fig.tight_layout()

@@ -5,8 +5,9 @@ Each config (a preset name or a TOML file, with the same overrides for all) is t
 `data.val_fraction` of its corpus, the same split for every family on the same corpus), and sampled
 after one prompt shared by every model. The table has one row per config: family, size (one column
 per unit the family registry declares: parameters, an HMM's free parameters, an n-gram's stored
-n-grams), training time, validation bits per character, training tokens per second, and the start of
-the sample. The corpus is said once, above the table, when every model read the same one.
+n-grams), the active parameters when a mixture of experts is among them (those one token uses,
+`seqlab.nn.moe.active_parameters`), training time, validation bits per character, training tokens
+per second, and the start of the sample. The corpus is said once, above the table, when every model read the same one.
 `write_reports` saves it as `compare.md` and `compare.csv` and draws `compare.png`, a bar chart of
 bits per character.
 
@@ -31,6 +32,7 @@ from seqlab.config.families import settings_class
 from seqlab.errors import SeqlabError
 from seqlab.experiments import tables
 from seqlab.experiments.tables import markdown_table, text_table
+from seqlab.nn.moe import active_parameters
 from seqlab.plots import pyplot, save_png
 from seqlab.training.metrics import MetricsLog
 
@@ -50,6 +52,7 @@ class CompareRow:
     corpus: str = ""
     prompt: str = ""  # what the sample follows: the same for every row
     steps: int = 0  # the training budget: train.max_steps (0: fitted in one pass, or not known)
+    active: int = 0  # the parameters one token uses (a mixture of experts: k of E); 0 when not counted
 
 
 def ladder_configs(models: str) -> list[tuple[str, str, list[str]]]:
@@ -128,8 +131,9 @@ def run_compare(configs: Sequence[str], *, out: str | Path, overrides: Sequence[
             seconds = time.perf_counter() - start
             result = api.evaluate(run_dir)
             model, tokenizer, _ = load_run(run_dir)  # once, for its size and its sample
+            unit = families.get(config.model.family).size_unit
             rows.append(CompareRow(name=name, family=config.model.family, size=_size(model, config),
-                                   size_unit=families.get(config.model.family).size_unit,
+                                   size_unit=unit, active=active_parameters(model) if unit == "parameters" else 0,
                                    train_seconds=seconds, bits_per_char=float(result["bits_per_char"]),
                                    tokens_per_sec=_tokens_per_sec(run_dir), corpus=config.data.corpus,
                                    steps=config.train.max_steps if families.get(config.model.family).trained else 0,
@@ -207,8 +211,15 @@ def _units(rows: Sequence[CompareRow]) -> list[str]:
     return sorted(units, key=lambda unit: unit != "parameters")
 
 
+def _shows_active(rows: Sequence[CompareRow]) -> bool:
+    """Whether the table has an active-parameters column: when a row's differ from its parameters."""
+    return any(r.active and r.active != r.size for r in rows)
+
+
 def _headers(rows: Sequence[CompareRow]) -> list[str]:
-    return ["config", "family", *_units(rows), "train s", "val bits/char", "tokens/s", f"sample after {_after(rows)}"]
+    active = ["active parameters"] if _shows_active(rows) else []
+    return ["config", "family", *_units(rows), *active, "train s", "val bits/char", "tokens/s",
+            f"sample after {_after(rows)}"]
 
 
 def _after(rows: Sequence[CompareRow]) -> str:
@@ -216,14 +227,16 @@ def _after(rows: Sequence[CompareRow]) -> str:
     return repr(prompt) if prompt else "a line start"
 
 
-def _cells(r: CompareRow, units: Sequence[str]) -> list[str]:
+def _cells(r: CompareRow, units: Sequence[str], active: bool) -> list[str]:
     sizes = [f"{r.size:,}" if unit == r.size_unit else "-" for unit in units]
+    if active:
+        sizes.append(f"{r.active:,}" if r.active else "-")
     return [r.name, r.family, *sizes, f"{r.train_seconds:.1f}", f"{r.bits_per_char:.4f}",
             f"{r.tokens_per_sec:,.0f}", r.sample[:48]]
 
 
-def _text_columns(units: Sequence[str]) -> tuple[int, ...]:
-    return (0, 1, 2 + len(units) + 3)  # config, family, sample
+def _text_columns(units: Sequence[str], active: bool) -> tuple[int, ...]:
+    return (0, 1, 2 + len(units) + active + 3)  # config, family, sample
 
 
 def _caption(rows: Sequence[CompareRow]) -> str:
@@ -233,15 +246,15 @@ def _caption(rows: Sequence[CompareRow]) -> str:
 
 
 def render_table(rows: Sequence[CompareRow]) -> str:
-    units = _units(rows)
-    table = text_table(_headers(rows), [_cells(r, units) for r in rows], left=_text_columns(units))
+    units, active = _units(rows), _shows_active(rows)
+    table = text_table(_headers(rows), [_cells(r, units, active) for r in rows], left=_text_columns(units, active))
     return "\n".join([_caption(rows), "", *table])
 
 
 def to_markdown(rows: Sequence[CompareRow]) -> str:
-    units = _units(rows)
-    body = markdown_table(_headers(rows), [[c.replace("|", "\\|") for c in _cells(r, units)] for r in rows],
-                          left=_text_columns(units))
+    units, active = _units(rows), _shows_active(rows)
+    body = markdown_table(_headers(rows), [[c.replace("|", "\\|") for c in _cells(r, units, active)] for r in rows],
+                          left=_text_columns(units, active))
     return _caption(rows) + ".\n\n" + "\n".join(body) + "\n"
 
 
@@ -249,10 +262,10 @@ def to_csv(rows: Sequence[CompareRow]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["config", "family", "size", "size_unit", "corpus", "train_seconds", "val_bits_per_char",
-                     "tokens_per_sec", "prompt", "sample"])
+                     "tokens_per_sec", "prompt", "sample", "active_parameters"])
     for r in rows:
         writer.writerow([r.name, r.family, r.size, r.size_unit, r.corpus, f"{r.train_seconds:.3f}",
-                         f"{r.bits_per_char:.6f}", f"{r.tokens_per_sec:.1f}", r.prompt, r.sample])
+                         f"{r.bits_per_char:.6f}", f"{r.tokens_per_sec:.1f}", r.prompt, r.sample, r.active or ""])
     return buffer.getvalue()
 
 

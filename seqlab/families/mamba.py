@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from seqlab.data import TBPTTBatches
-from seqlab.families.base import Family, Shorthand
+from seqlab.families.base import Family, HiddenStates, Shorthand
 from seqlab.families.common import score_carried
 from seqlab.models.mamba import MambaConfig, MambaLM
 
@@ -29,6 +29,13 @@ def residual_units(model: MambaLM, ids: Tensor) -> dict[str, Tensor]:
     return outputs
 
 
+def mamba_states(model: MambaLM, x: Tensor, mask: Tensor, both_ways: bool) -> Tensor:
+    """x (B, T, D) → the final-norm residual stream (B, T, D), from the zero state."""
+    for layer in model.layers:
+        x = layer(x)[0]  # (x (B, T, D), state)
+    return model.norm_f(x)
+
+
 MAMBA = Family(
     name="mamba",
     summary="Mamba (Gu & Dao 2023): selective state-space blocks, a chunked parallel scan, constant-cost decoding",
@@ -40,4 +47,6 @@ MAMBA = Family(
     units=residual_units,
     exports_hf=True,
     shorthand=(Shorthand("mamba", "mamba", "d_model"),),
+    hidden=HiddenStates(read=mamba_states, embed_width=lambda settings: settings.d_model,
+                        width=lambda settings: settings.d_model),
 )

@@ -20,12 +20,15 @@ token whatever the position.
 
 Chunked scan (`selective_scan`): the window is cut into chunks of `chunk_size` steps. (1) Within
 every chunk, all chunks at once, the recurrence runs from a zero state: chunk_size steps on tensors
-holding every chunk. (2) The state entering each chunk follows from the previous chunk's entering
-state, decayed by the chunk's total decay exp(Σ Δ A), plus its local end state: one step per chunk.
-(3) Every state is its local state plus its chunk's entering state decayed by the cumulative
-log-decay since the chunk began (exp of a non-positive number: no overflow, unlike the closed form
-that divides by the decay). That is chunk_size + T / chunk_size sequential steps instead of T, and
-equals `sequential_scan`, the direct recurrence (tests/models/test_mamba.py).
+holding every chunk. (2) Chunk by chunk, the state entering it (the previous chunk's last state, h_0
+first) is added to each of its states, decayed by the product of a = exp(Δ A) since the chunk began
+(`cumprod`: factors in (0, 1], so it can only underflow to 0, never overflow). That is chunk_size +
+T / chunk_size sequential steps instead of T. Every step runs in place on time-major tensors, and
+the backward is written by hand (`_SelectiveScan`): through autograd, each step's slice of a (B, T,
+E, N) tensor sends back a gradient the size of the whole tensor, T times per layer. The backward is
+the same recurrence run from the end, chunked alike. Both equal `reference_scan`, the step-by-step
+recurrence through autograd (tests/models/test_mamba.py). On a CPU the (B, T, E, N) tensors are
+memory-bound work, several times a Transformer's at the same parameters (benchmarks/bench_mamba.py).
 
 Decoding state (`MambaState`): per layer, the convolution window (the last d_conv inputs of the
 convolution, (L, B, E, d_conv)) and the SSM state h ((L, B, E, N)). A step of T tokens reads the
@@ -81,7 +84,7 @@ class MambaConfig(ModelSettings):
     expand: int = 2  # E = expand · d_model
     dt_rank: int | Literal["auto"] = "auto"  # R: the rank of Δ's projection; auto = ceil(d_model / 16)
     block_size: int = 64  # the training window (truncated BPTT: the state carries past it)
-    chunk_size: int = 16  # steps per chunk of the training scan (speed only: the result is the same)
+    chunk_size: int = 64  # steps per chunk of the scan (speed only); one chunk per window is fastest on CPU
     bias: bool = False  # biases of in_proj and out_proj (Mamba has none)
     conv_bias: bool = True
     norm_eps: float = 1e-5
@@ -114,96 +117,122 @@ class MambaConfig(ModelSettings):
 
 # --- the selective scan -------------------------------------------------------------------------
 
-def sequential_scan(log_a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
-    """The direct recurrence h_t = exp(log_a_t) ⊙ h_{t-1} + b_t, one step at a time, through autograd
-    (the reference the tests compare `linear_recurrence` and `selective_scan` with).
+def reference_scan(delta: Tensor, A: Tensor, B: Tensor, C: Tensor, u: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+    """The selective scan as the recurrence reads, one step at a time through autograd: the slow
+    reference `selective_scan` is tested against.
 
-    log_a, b (B, T, E, N) · h0 (B, E, N) → every state (B, T, E, N).
+    delta, u (B, T, E) · A (E, N) · B, C (B, T, N) · h0 (B, E, N) → y (B, T, E), h_T (B, E, N).
     """
-    a = log_a.exp()
-    h, states = h0, []
-    for t in range(b.shape[1]):
-        h = a[:, t] * h + b[:, t]
-        states.append(h)
-    return torch.stack(states, dim=1)
+    a = torch.exp(delta[..., None] * A)  # (B, T, E, N)
+    b = (delta * u)[..., None] * B[:, :, None, :]  # (B, T, E, N)
+    h, ys = h0, []
+    for t in range(delta.shape[1]):
+        h = a[:, t] * h + b[:, t]  # (B, E, N)
+        ys.append(torch.einsum("ben,bn->be", h, C[:, t]))
+    return torch.stack(ys, dim=1), h
 
 
-class _LinearRecurrence(torch.autograd.Function):
-    """h_t = a_t ⊙ h_{t-1} + b_t with a hand-written backward.
+def _scan_(x: Tensor, a: Tensor, h0: Tensor, chunk: int) -> None:
+    """In place, x[t] ← a[t] ⊙ x[t−1] + x[t] with x[−1] = h0, in chunks: x, a (T, ...) with T a
+    multiple of `chunk`, h0 (...)."""
+    T = x.shape[0]
+    if chunk >= T:
+        x[0].addcmul_(a[0], h0)
+        for t in range(1, T):
+            x[t].addcmul_(a[t], x[t - 1])
+        return
+    xv, av = x.view(T // chunk, chunk, *x.shape[1:]), a.view(T // chunk, chunk, *a.shape[1:])  # (Cn, Lc, ...)
+    for t in range(1, chunk):  # (1) every chunk from a zero state, all chunks at once
+        xv[:, t].addcmul_(av[:, t], xv[:, t - 1])
+    decay = av.cumprod(dim=1)  # (Cn, Lc, ...): the product of a from the chunk's start to t
+    h = h0
+    for c in range(xv.shape[0]):  # (2) each chunk's entering state, decayed to every step of it
+        xv[c].addcmul_(decay[c], h)
+        h = xv[c, -1]
 
-    Through autograd, each step's slice `b[:, t]` would send back a gradient the size of the whole
-    (B, T, E, N) tensor, T of them per scan; here the backward is the same recurrence run in reverse,
-    writing each step's gradient in place:
 
-        g_t = ∂L/∂h_t (total) = G_t + a_{t+1} ⊙ g_{t+1}     (G: the gradient reaching the states)
-        ∂L/∂b_t = g_t · ∂L/∂log_a_t = g_t ⊙ h_{t-1} ⊙ a_t · ∂L/∂h_0 = a_0 ⊙ g_0
-    """
-
-    @staticmethod
-    def forward(ctx, log_a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
-        a = log_a.exp()  # (B, T, E, N)
-        states = torch.empty_like(b)  # (B, T, E, N)
-        h = h0
-        for t in range(b.shape[1]):
-            h = torch.addcmul(b[:, t], a[:, t], h, out=states[:, t])  # (B, E, N)
-        ctx.save_for_backward(a, h0, states)
-        return states
-
-    @staticmethod
-    def backward(ctx, grad_states: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        a, h0, states = ctx.saved_tensors
-        T = a.shape[1]
-        grad_b = torch.empty_like(states)  # (B, T, E, N): g_t
-        grad_b[:, T - 1] = grad_states[:, T - 1]
+def _scan_reverse_(g: Tensor, a: Tensor, chunk: int) -> None:
+    """In place, from the end, g[t] ← g[t] + a[t+1] ⊙ g[t+1] (the backward of `_scan_`), in chunks."""
+    T = g.shape[0]
+    if chunk >= T:
         for t in range(T - 2, -1, -1):
-            torch.addcmul(grad_states[:, t], a[:, t + 1], grad_b[:, t + 1], out=grad_b[:, t])
-        grad_log_a = grad_h0 = None
-        if ctx.needs_input_grad[0]:
-            h_prev = torch.cat([h0[:, None], states[:, :-1]], dim=1)  # (B, T, E, N): h_{t-1}
-            grad_log_a = grad_b * h_prev * a
-        if ctx.needs_input_grad[2]:
-            grad_h0 = a[:, 0] * grad_b[:, 0]
-        return grad_log_a, grad_b, grad_h0
+            g[t].addcmul_(a[t + 1], g[t + 1])
+        return
+    gv, av = g.view(T // chunk, chunk, *g.shape[1:]), a.view(T // chunk, chunk, *a.shape[1:])  # (Cn, Lc, ...)
+    decay = torch.empty_like(av)  # (Cn, Lc, ...): the product of a after t to the chunk's end
+    decay[:, -1] = 1
+    for t in range(chunk - 2, -1, -1):  # (1) every chunk from its own end, all chunks at once
+        gv[:, t].addcmul_(av[:, t + 1], gv[:, t + 1])
+        torch.mul(decay[:, t + 1], av[:, t + 1], out=decay[:, t])
+    for c in range(gv.shape[0] - 2, -1, -1):  # (2) what reaches each chunk from the next one
+        gv[c].addcmul_(decay[c], av[c + 1, 0] * gv[c + 1, 0])
 
 
-def linear_recurrence(log_a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
-    """`sequential_scan`'s result, in place step by step and with the backward of `_LinearRecurrence`.
+class _SelectiveScan(torch.autograd.Function):
+    """`reference_scan`'s result with every step in place and a hand-written backward, in chunks.
 
-    log_a, b (B, T, E, N) · h0 (B, E, N) → every state (B, T, E, N).
+    Inputs time-major: delta, u (T, B, E) · A (E, N) · B, C (T, B, N) · h0 (B, E, N); T is padded to
+    a multiple of the chunk with Δ = 0 (a = 1, b = 0: the states after T stay h_T, and nothing
+    flows back from them). The backward, with g_t the gradient of the loss w.r.t. h_t in total:
+
+        g_t = C_t ⊗ ∂L/∂y_t + a_{t+1} ⊙ g_{t+1}          (the same recurrence, run from the end)
+        ∂L/∂(Δu)_t = Σ_n g_t B_t · ∂L/∂B_t = Σ_e g_t (Δu)_t · ∂L/∂C_t = Σ_e h_t ∂L/∂y_t
+        ∂L/∂(Δ_t A) = g_t ⊙ h_{t−1} ⊙ a_t, summed over n for Δ and over (t, b) for A
     """
-    h0 = h0.to(b.dtype).expand(b.shape[0], *b.shape[2:])
-    return _LinearRecurrence.apply(log_a, b, h0)
+
+    @staticmethod
+    def forward(ctx, delta, A, B, C, u, h0, chunk_size: int):
+        T, Bsz, E = delta.shape
+        chunk = min(chunk_size, T)
+        pad = (-T) % chunk
+        if pad:
+            delta, u, B, C = (F.pad(t, (0, 0, 0, 0, 0, pad)) for t in (delta, u, B, C))
+        Tp, N = T + pad, A.shape[1]
+        a = torch.mul(delta[..., None], A).exp_()  # (Tp, B, E, N)
+        du = delta * u  # (Tp, B, E)
+        states = torch.mul(du[..., None], B[:, :, None, :])  # (Tp, B, E, N): b_t, then h_t
+        _scan_(states, a, h0, chunk)
+        y = torch.bmm(states.view(Tp * Bsz, E, N), C.reshape(Tp * Bsz, N, 1)).view(Tp, Bsz, E)
+        ctx.save_for_backward(delta, A, B, C, u, h0, a, states)
+        ctx.chunk, ctx.T = chunk, T
+        return y[:T], states[T - 1].clone()
+
+    @staticmethod
+    def backward(ctx, grad_y, grad_h_last):
+        delta, A, B, C, u, h0, a, states = ctx.saved_tensors
+        chunk, T = ctx.chunk, ctx.T
+        Tp, Bsz, E = delta.shape
+        N, X = A.shape[1], Tp * Bsz
+        grad_y = F.pad(grad_y, (0, 0, 0, 0, 0, Tp - T)).contiguous()  # (Tp, B, E)
+        g = torch.mul(grad_y[..., None], C[:, :, None, :])  # (Tp, B, E, N)
+        g[T - 1] += grad_h_last
+        _scan_reverse_(g, a, chunk)  # g_t: the whole gradient reaching h_t
+        grad_h0 = a[0] * g[0]  # (B, E, N)
+        grad_C = torch.bmm(states.view(X, E, N).transpose(1, 2), grad_y.reshape(X, E, 1)).view(Tp, Bsz, N)
+        du = delta * u
+        grad_du = torch.bmm(g.view(X, E, N), B.reshape(X, N, 1)).view(Tp, Bsz, E)
+        grad_B = torch.bmm(g.view(X, E, N).transpose(1, 2), du.reshape(X, E, 1)).view(Tp, Bsz, N)
+        grad_log_a = torch.mul(g, a)  # (Tp, B, E, N), then times h_{t−1}
+        grad_log_a[1:].mul_(states[:-1])
+        grad_log_a[0].mul_(h0)
+        # ∂L/∂A[e, n] = Σ_x Δ[x, e] · grad_log_a[x, e, n] over the X = Tp·B positions, e the batch
+        grad_A = torch.bmm(delta.reshape(X, E).t()[:, None, :], grad_log_a.view(X, E, N).transpose(0, 1))[:, 0]
+        grad_delta = grad_log_a.mul_(A).sum(-1) + grad_du * u  # (Tp, B, E)
+        grad_u = grad_du * delta
+        return grad_delta[:T], grad_A, grad_B[:T], grad_C[:T], grad_u[:T], grad_h0, None
 
 
-def selective_scan(log_a: Tensor, b: Tensor, h0: Tensor, chunk_size: int) -> Tensor:
-    """The recurrence of `sequential_scan` in chunks (see the module docstring): chunk_size + T /
-    chunk_size sequential steps, each on tensors that hold every chunk. A window of one chunk is
-    the recurrence itself.
+def selective_scan(delta: Tensor, A: Tensor, B: Tensor, C: Tensor, u: Tensor, h0: Tensor,
+                   chunk_size: int) -> tuple[Tensor, Tensor]:
+    """The selective scan over a window (see the module docstring): chunk_size + T / chunk_size
+    sequential steps, each on tensors that hold every chunk; equal to `reference_scan`.
 
-    log_a (≤ 0), b (B, T, E, N) · h0 (B, E, N) → every state (B, T, E, N).
+    delta, u (B, T, E) · A (E, N) · B, C (B, T, N) · h0 (B, E, N) → y (B, T, E), h_T (B, E, N).
     """
-    Bsz, T, E, N = b.shape
-    if chunk_size >= T:
-        return linear_recurrence(log_a, b, h0)
-    Lc = chunk_size
-    C = -(-T // Lc)
-    pad = C * Lc - T
-    if pad:  # padded steps at the end decay by exp(0) = 1 and add 0: no state before them changes
-        log_a = F.pad(log_a, (0, 0, 0, 0, 0, pad))
-        b = F.pad(b, (0, 0, 0, 0, 0, pad))
-    log_a = log_a.reshape(Bsz * C, Lc, E, N)
-    b = b.reshape(Bsz * C, Lc, E, N)
-    # (1) every chunk from a zero state, all chunks at once: Lc steps on (B·C, E, N)
-    local_states = linear_recurrence(log_a, b, b.new_zeros(())).reshape(Bsz, C, Lc, E, N)
-    # (2) the state entering each chunk: C steps on (B, E, N), from the chunk's total decay and its
-    # local end state (the entering states are those after chunks 0 … C − 2, h0 first)
-    log_decay = log_a.cumsum(dim=1).view(Bsz, C, Lc, E, N)  # Σ log_a from the chunk's start, ≤ 0
-    h_in = linear_recurrence(torch.cat([torch.zeros_like(log_decay[:, :1, -1]), log_decay[:, :-1, -1]], dim=1),
-                             torch.cat([h0[:, None].to(b.dtype), local_states[:, :-1, -1]], dim=1),
-                             b.new_zeros(()))  # (B, C, E, N)
-    # (3) each state: its local state plus the entering state, decayed since the chunk began
-    states = torch.addcmul(local_states, log_decay.exp(), h_in[:, :, None])  # (B, C, Lc, E, N)
-    return states.view(Bsz, C * Lc, E, N)[:, :T]
+    delta, B, C, u = (t.transpose(0, 1).contiguous() for t in (delta, B, C, u))  # time-major: (T, B, ·)
+    h0 = h0.to(delta.dtype).expand(delta.shape[1], *A.shape)
+    y, h_last = _SelectiveScan.apply(delta, A, B, C, u, h0, chunk_size)  # (T, B, E), (B, E, N)
+    return y.transpose(0, 1), h_last
 
 
 # --- the model ------------------------------------------------------------------------------------
@@ -254,12 +283,9 @@ class MambaMixer(nn.Module):
         dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.softplus(self.dt_proj(dt))  # (B, T, E)
         A = -torch.exp(self.A_log)  # (E, N)
-        log_a = delta[..., None] * A  # (B, T, E, N)
-        b = (delta * u)[..., None] * B[:, :, None, :]  # (B, T, E, N)
-        states = selective_scan(log_a, b, h0, self.chunk_size)  # (B, T, E, N)
-        y = torch.einsum("bten,btn->bte", states, C) + u * self.D  # (B, T, E)
-        out = self.out_proj(y * F.silu(z))  # (B, T, D)
-        return out, (new_window, states[:, -1])
+        y, h = selective_scan(delta, A, B, C, u, h0, self.chunk_size)  # (B, T, E), (B, E, N)
+        out = self.out_proj((y + u * self.D) * F.silu(z))  # (B, T, D)
+        return out, (new_window, h)
 
 
 class MambaBlock(nn.Module):
@@ -363,5 +389,5 @@ class MambaLM(GenerateMixin, nn.Module):
         return torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[:, 1:, None]).squeeze(-1)
 
 
-__all__ = ["MambaBlock", "MambaConfig", "MambaLM", "MambaMixer", "MambaState", "linear_recurrence",
-           "selective_scan", "sequential_scan"]
+__all__ = ["MambaBlock", "MambaConfig", "MambaLM", "MambaMixer", "MambaState", "reference_scan",
+           "selective_scan"]

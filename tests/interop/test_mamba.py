@@ -114,3 +114,33 @@ def test_unsupported_or_inconsistent_config_is_refused(tmp_path, changes, error,
     (tmp_path / "config.json").write_text(json.dumps(values))
     with pytest.raises(error, match=message):
         from_hf(tmp_path)
+
+
+def test_import_hf_and_export_hf_commands_round_trip(tmp_path, capsys, tiny_tokenizer_json):
+    from seqlab.cli import main
+
+    hf = make_mamba(7)
+    hf.save_pretrained(tmp_path / "hf")
+    code = main(["import-hf", str(tmp_path / "hf"), "--out", str(tmp_path / "run"),
+                 "--tokenizer", str(tiny_tokenizer_json)])
+    assert code == 0, capsys.readouterr().err
+    assert main(["export-hf", str(tmp_path / "run"), "--out", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["model_type"] == "mamba"
+    x = tokens(7)
+    with torch.no_grad():
+        torch.testing.assert_close(load_hf(tmp_path / "out")(x).logits, hf(x).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_a_bad_folder_is_one_line_and_exit_2(tmp_path, capsys, tiny_tokenizer_json):
+    from seqlab.cli import main
+
+    make_mamba(8).save_pretrained(tmp_path / "hf")
+    values = json.loads((tmp_path / "hf" / "config.json").read_text())
+    (tmp_path / "hf" / "config.json").write_text(json.dumps({**values, "hidden_act": "gelu"}))
+    capsys.readouterr()  # save_pretrained's progress bar
+    code = main(["import-hf", str(tmp_path / "hf"), "--out", str(tmp_path / "run"),
+                 "--tokenizer", str(tiny_tokenizer_json)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and 'hidden_act = "gelu" is not supported' in err
+    assert not (tmp_path / "run").exists()

@@ -1,13 +1,14 @@
-"""Mamba (seqlab.models.mamba): the chunked selective scan equals the direct recurrence, the parallel
-forward equals step-by-step decoding (logits and greedy tokens), a step of several tokens equals
-one token at a time, causality, the decoding state's size, and the settings' checks."""
+"""Mamba (seqlab.models.mamba): the chunked selective scan and its hand-written backward equal the
+step-by-step recurrence through autograd, the parallel forward equals step-by-step decoding (logits
+and greedy tokens), a step of several tokens equals one token at a time, causality, the decoding
+state's size, and the settings' checks."""
 
 import pytest
 import torch
 
 from seqlab.errors import ConfigError
 from seqlab.models.contract import LanguageModel
-from seqlab.models.mamba import MambaConfig, MambaLM, selective_scan, sequential_scan
+from seqlab.models.mamba import MambaConfig, MambaLM, reference_scan, selective_scan
 
 TINY = dict(n_layer=2, d_model=16, d_state=4, d_conv=3, expand=2, chunk_size=4)
 
@@ -22,28 +23,39 @@ def tokens(seed: int, shape=(2, 19)) -> torch.Tensor:
 
 
 def scan_inputs(seed: int, dtype, T: int = 37):
+    """Inputs of the selective scan (B 3, E 5, N 4) with Mamba's ranges: Δ > 0, A < 0 (so that Δ·A
+    reaches about -4 per step), B, C, u and h0 of both signs; every one requires a gradient."""
     g = torch.Generator().manual_seed(seed)
-    # log-decays of Mamba's range (Δ·A down to about -4 per step) and inputs of both signs
-    log_a = -4 * torch.rand(3, T, 5, 4, generator=g, dtype=dtype)
-    b = torch.randn(3, T, 5, 4, generator=g, dtype=dtype)
+    delta = torch.rand(3, T, 5, generator=g, dtype=dtype)
+    A = -4 * torch.rand(5, 4, generator=g, dtype=dtype)
+    B, C = (torch.randn(3, T, 4, generator=g, dtype=dtype) for _ in range(2))
+    u = torch.randn(3, T, 5, generator=g, dtype=dtype)
     h0 = torch.randn(3, 5, 4, generator=g, dtype=dtype)
-    return log_a, b, h0
+    return [t.requires_grad_() for t in (delta, A, B, C, u, h0)]
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
 @pytest.mark.parametrize("chunk", [1, 4, 8, 37, 64])
-def test_chunked_scan_equals_sequential(dtype, tol, chunk):
-    log_a, b, h0 = scan_inputs(chunk, dtype)
-    torch.testing.assert_close(selective_scan(log_a, b, h0, chunk), sequential_scan(log_a, b, h0), atol=tol, rtol=tol)
+def test_chunked_scan_equals_the_reference(dtype, tol, chunk):
+    inputs = scan_inputs(chunk, dtype)
+    for ours, reference in zip(selective_scan(*inputs, chunk), reference_scan(*inputs)):
+        torch.testing.assert_close(ours, reference, atol=tol, rtol=tol, msg=lambda m: f"seed {chunk}: {m}")
 
 
-def test_chunked_scan_gradients_equal_sequential():
-    log_a, b, h0 = (t.requires_grad_() for t in scan_inputs(1, torch.float64, T=13))
-    weights = torch.randn(3, 13, 5, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    grads = [torch.autograd.grad((scan(log_a, b, h0) * weights).sum(), (log_a, b, h0))
-             for scan in (lambda *a: selective_scan(*a, 4), sequential_scan)]
-    for ours, reference in zip(*grads):
-        torch.testing.assert_close(ours, reference, atol=1e-10, rtol=1e-10)
+@pytest.mark.parametrize("T, chunk", [(13, 1), (13, 4), (12, 4), (13, 13), (13, 64), (1, 4)])
+def test_chunked_scan_gradients_equal_the_reference(T, chunk):
+    """The hand-written backward against autograd through the step-by-step reference, for every
+    input, with a loss on both the outputs and the final state; T a multiple of the chunk or not."""
+    inputs = scan_inputs(T, torch.float64, T=T)
+    g = torch.Generator().manual_seed(2)
+    w_y, w_h = torch.randn(3, T, 5, generator=g, dtype=torch.float64), torch.randn(3, 5, 4, generator=g,
+                                                                                  dtype=torch.float64)
+    grads = []
+    for scan in (lambda *a: selective_scan(*a, chunk), reference_scan):
+        y, h = scan(*inputs)
+        grads.append(torch.autograd.grad((y * w_y).sum() + (h * w_h).sum(), inputs))
+    for name, ours, reference in zip(("delta", "A", "B", "C", "u", "h0"), *grads):
+        torch.testing.assert_close(ours, reference, atol=1e-10, rtol=1e-10, msg=lambda m: f"d{name}: {m}")
 
 
 def test_chunk_size_does_not_change_the_model():
