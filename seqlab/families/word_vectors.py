@@ -70,6 +70,7 @@ class GloVeConfig(ModelSettings):
     d_model: int = 100  # the vector size
     window: int = 10  # words counted each side, weighted 1 / distance
     min_count: int = 5  # rarer words are dropped from the text before counting
+    sample: float = 0.0  # word2vec's subsampling of frequent words before counting (0: off, as glove.c)
     x_max: float = 100.0  # f(x) = min(1, (x / x_max)^alpha)
     alpha: float = 0.75
     eta: float = 0.05  # AdaGrad's learning rate
@@ -80,6 +81,7 @@ class GloVeConfig(ModelSettings):
             _require(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), "a positive integer")
         for name in ("x_max", "alpha", "eta"):
             _require(getattr(self, name) > 0, f"model.{name}", getattr(self, name), "a positive number")
+        _require(self.sample >= 0, "model.sample", self.sample, "a number of at least 0")
 
 
 def _stream(config: Config, data: TokenData | LineData) -> tuple[np.ndarray, tuple[int, ...], int | None]:
@@ -115,9 +117,9 @@ def _fit_word2vec(config: Config, data: TokenData | LineData, vocab_size: int) -
 def _fit_glove(config: Config, data: TokenData | LineData, vocab_size: int) -> GloVe:
     m = config.model
     ids, breaks, unknown = _stream(config, data)
-    schedule = GloVeSchedule(window=m.window, min_count=m.min_count, x_max=m.x_max, alpha=m.alpha, eta=m.eta,
-                             epochs=config.train.epochs or GLOVE_EPOCHS, threads=_threads(config, vocab_size),
-                             seed=generator_seed(config.train.seed) % 2**31)
+    schedule = GloVeSchedule(window=m.window, min_count=m.min_count, sample=m.sample, x_max=m.x_max, alpha=m.alpha,
+                             eta=m.eta, epochs=config.train.epochs or GLOVE_EPOCHS,
+                             threads=_threads(config, vocab_size), seed=generator_seed(config.train.seed) % 2**31)
     try:
         return GloVe(vocab_size, m.d_model).fit(ids, schedule, breaks=breaks, unknown=unknown)
     except ValueError as exc:

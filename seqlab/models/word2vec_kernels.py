@@ -33,11 +33,9 @@ CHUNK_WORDS = 10_000  # words per chunk of sentences (gensim's batch_words); a l
 _LCG_A = np.uint64(25214903917)  # word2vec.c's generator: next = next * A + 11 (mod 2^64)
 _LCG_C = np.uint64(11)
 
-# The sigmoid as word2vec.c tabulates it: 1000 values over (-6, 6), no update outside.
-MAX_EXP = 6.0
-SIGMOID_SIZE = 1000
-SIGMOID_SCALE = SIGMOID_SIZE / MAX_EXP / 2.0
-SIGMOID = (1.0 / (1.0 + np.exp(-((np.arange(SIGMOID_SIZE) / SIGMOID_SIZE * 2.0 - 1.0) * MAX_EXP)))).astype(np.float32)
+# The sigmoid's argument is clipped here: beyond it sigmoid is 0 or 1 in float32, and exp of a
+# float32 overflows past 88 (fastmath assumes no infinities).
+MAX_LOGIT = np.float32(30.0)
 
 _jit = numba.njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 _inline = numba.njit(nogil=True, cache=True, fastmath=True, error_model="numpy", inline="always")
@@ -140,9 +138,8 @@ def _negative_sampling(l1: np.ndarray, word: int, syn1neg: np.ndarray, noise: tu
         f = np.float32(0.0)
         for k in range(D):
             f += l1[k] * syn1neg[target, k]
-        if f >= MAX_EXP or f <= -MAX_EXP:  # saturated: no gradient to speak of (word2vec.c skips it)
-            continue
-        g = (label - SIGMOID[np.int64((f + MAX_EXP) * SIGMOID_SCALE)]) * np.float32(alpha)
+        f = min(max(f, -MAX_LOGIT), MAX_LOGIT)
+        g = (label - np.float32(1.0) / (np.float32(1.0) + np.exp(-f))) * np.float32(alpha)
         for k in range(D):
             work[k] += g * syn1neg[target, k]
         for k in range(D):
