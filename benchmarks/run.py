@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import (
     bench_hf_generate,
     bench_hmm,
+    bench_inspect,
     bench_mamba,
     bench_ngram,
     bench_rnn,
@@ -35,6 +36,7 @@ def main() -> None:
     mamba = bench_mamba.run()  # Mamba vs the same-size Transformer, training tokens/s
     bench_ngram.run()
     bench_serve.run()  # the browser part skips, saying so, without Chromium
+    bench_inspect.run()  # the 512-token, 16-head inspect page in Chromium (sizes only without it)
     word2vec = bench_word2vec.run()  # about 10 minutes: gensim, seqlab and GloVe trained 3 times each
     bench_hmm.run()  # last and longest: hmmlearn's log-space fit alone takes minutes
     print(f"\ntraining: seqlab / nanogpt-style = {train['ratio_seqlab_vs_reference']:.2f}x; "
