@@ -17,23 +17,12 @@ from seqlab.data import load_corpus
 from seqlab.runs import write_run_files
 from seqlab.tokenizers import source_vocab_size
 from seqlab.training.checkpoint import save_weights
+from tests.test_families import TINY as FAMILY_TINY
 
-# Tiny settings per family (as tests/test_families.py's); a family not listed here runs with its
-# settings' defaults, so every family of the registry is served in the tests.
-TINY = {
-    "ngram": {"order": 3},
-    "hmm": {"n_states": 3, "em_iterations": 2},
-    "mlp": {"context": 3, "d_embed": 4, "d_hidden": 16, "block_size": 16},
-    "wavenet": {"n_layer": 2, "d_embed": 8, "d_residual": 8, "d_skip": 8, "block_size": 16},
-    "rnn": {"n_layer": 1, "d_model": 16, "block_size": 16},
-    "gated": {"n_layer": 1, "d_model": 16, "block_size": 16},
-    "gru": {"n_layer": 1, "d_model": 16, "block_size": 16},
-    "lstm": {"n_layer": 1, "d_model": 16, "block_size": 16},
-    "mamba": {"n_layer": 1, "d_model": 16, "d_state": 4, "block_size": 16},
-    "transformer": {"n_layer": 2, "n_head": 2, "d_model": 16, "block_size": 32},
-    "encoder_decoder": {"n_layer": 1, "n_head": 2, "d_model": 16, "block_size": 32},
-    "rnn_seq2seq": {"n_layer": 1, "d_model": 16, "block_size": 32},
-}
+# Tiny settings per family: tests/test_families.py's, with two Transformer layers so that the model
+# view has more than one row; a family not listed runs with its settings' defaults, so every family
+# of the registry is served in the tests.
+TINY = {**FAMILY_TINY, "transformer": {**FAMILY_TINY["transformer"], "n_layer": 2}}
 
 
 # Every family whose runs `seqlab serve` shows: the language models and the seq2seq models.
