@@ -266,7 +266,8 @@ def test_switching_and_comparing_runs(page, runs, server):
     expect(page.locator("#columns .column")).to_have_count(len(lms))
     type_text(page, PROMPT)
     set_knobs(page, temperature=1, top_k=0, top_p=1)
-    for column, family in enumerate(lms):
+    # the chosen run's column first, then the compared ones in the order they are served
+    for column, family in enumerate([lms[0], *sorted(lms[1:], key=lambda f: index[f])]):
         col = page.locator("#columns .column").nth(column)
         expect(col.locator("h2")).to_contain_text(Path(runs[family]).name)
         expect(col.locator(".bars")).to_have_attribute("data-text", PROMPT)
