@@ -1,13 +1,15 @@
-"""Training tokens/s of the `mamba` preset (7 blocks of width 128, 825k parameters, the chunked
-selective scan) against the same-size `shakespeare-char` Transformer (4 layers of width 128, 804k
-parameters), on the same batches of 12 x 64 tokens with the same optimizer, interleaved on the same
-machine. The bar: Mamba at least 0.5x the Transformer.
+"""Training tokens/s of the `mamba` preset (7 blocks of width 128, 825k parameters; on the CPU its
+scan and convolution run as the fused numba kernels of `seqlab.models.mamba_kernels`) against the
+same-size `shakespeare-char` Transformer (4 layers of width 128, 804k parameters), on the same
+batches of 12 x 64 tokens with the same optimizer, interleaved on the same machine. The bar: Mamba
+at least 0.5x the Transformer.
 
 Both run eagerly in float32 (`train.compile` and bfloat16 autocast off), so the figure compares the
 models and not the compiler; Mamba carries its state from one batch to the next as its training does
 (truncated BPTT), the Transformer reads independent windows. A second table times Mamba's scan
-alone: the chunked scan at a few chunk lengths against the step-by-step recurrence through autograd,
-forward and backward, on one layer's tensors (B 12, T 64, E 256, N 16).
+alone: the fused kernels, and the chunked torch scan (the path of other devices and dtypes) at a
+few chunk lengths, against the step-by-step recurrence through autograd, forward and backward, on
+one layer's tensors (B 12, T 64, E 256, N 16).
 
     nice -n 10 python -m benchmarks.bench_mamba     # about a minute on two quiet cores
 """
@@ -22,7 +24,8 @@ import torch
 from benchmarks.common import interleave, print_table, rate_rows, save, summary
 from seqlab.config import load_config
 from seqlab.families import build_model
-from seqlab.models.mamba import reference_scan, selective_scan
+from seqlab.models.mamba import chunked_scan, reference_scan
+from seqlab.models.mamba_kernels import fused_selective_scan
 
 VOCAB = 65  # tiny Shakespeare's characters; speed does not depend on the tokens' values
 PRESETS = {"Transformer (shakespeare-char)": "shakespeare-char", "Mamba (mamba)": "mamba"}
@@ -72,7 +75,8 @@ def scan_rates(repeats: int) -> dict[str, dict]:
               torch.randn(B, T, N, generator=generator), torch.randn(B, T, N, generator=generator),
               torch.randn(B, T, E, generator=generator), torch.zeros(B, E, N)]
     inputs = [t.requires_grad_() for t in inputs]
-    scans = {f"chunked, chunk {c}": (lambda c=c: selective_scan(*inputs, c)) for c in CHUNKS}
+    scans = {"fused (numba)": lambda: fused_selective_scan(*inputs)}
+    scans.update({f"chunked, chunk {c}": (lambda c=c: chunked_scan(*inputs, c)) for c in CHUNKS})
     scans["step by step, autograd"] = lambda: reference_scan(*inputs)
 
     def timed(scan):

@@ -15,10 +15,17 @@ window and decoded as a recurrent network, at the same cost per token at any pos
 
 The recurrence is the selective scan: A is fixed per (channel, state), but Δ, B and C are functions
 of the input, which is what lets the model choose what to keep. Training reads whole windows through
-`selective_scan` (the chunked scan below); decoding (`step`) carries the state, so a step reads one
-token whatever the position.
+`selective_scan`; decoding (`step`) carries the state, so a step reads one token whatever the
+position.
 
-Chunked scan (`selective_scan`): the window is cut into chunks of `chunk_size` steps. (1) Within
+Two implementations, picked by the tensors (not by any name): on the CPU in float32 or float64, the
+fused numba kernels of `seqlab.models.mamba_kernels`: the scan with its skip and gate (y + D ⊙ u)
+⊙ SiLU(z), and the convolution with its SiLU, one pass over time each way with the state in cache
+and no (B, T, E, N) tensor (see that module). Elsewhere (CUDA, bfloat16, ...), the chunked scan
+below (`chunked_scan`), `nn.Conv1d` and torch operations. Both equal `reference_scan`
+(tests/models/test_mamba.py), and the model's two paths equal each other.
+
+Chunked scan (`chunked_scan`): the window is cut into chunks of `chunk_size` steps. (1) Within
 every chunk, all chunks at once, the recurrence runs from a zero state: chunk_size steps on tensors
 holding every chunk. (2) Chunk by chunk, the state entering it (the previous chunk's last state, h_0
 first) is added to each of its states, decayed by the product of a = exp(Δ A) since the chunk began
@@ -26,9 +33,8 @@ first) is added to each of its states, decayed by the product of a = exp(Δ A) s
 T / chunk_size sequential steps instead of T. Every step runs in place on time-major tensors, and
 the backward is written by hand (`_SelectiveScan`): through autograd, each step's slice of a (B, T,
 E, N) tensor sends back a gradient the size of the whole tensor, T times per layer. The backward is
-the same recurrence run from the end, chunked alike. Both equal `reference_scan`, the step-by-step
-recurrence through autograd (tests/models/test_mamba.py). On a CPU the (B, T, E, N) tensors are
-memory-bound work, several times a Transformer's at the same parameters (benchmarks/bench_mamba.py).
+the same recurrence run from the end, chunked alike. Its (B, T, E, N) tensors are memory-bound work:
+on a CPU, several times the fused kernels' time (benchmarks/bench_mamba.py).
 
 Decoding state (`MambaState`): per layer, the convolution window (the last d_conv inputs of the
 convolution, (L, B, E, d_conv)) and the SSM state h ((L, B, E, N)). A step of T tokens reads the
@@ -84,7 +90,7 @@ class MambaConfig(ModelSettings):
     expand: int = 2  # E = expand · d_model
     dt_rank: int | Literal["auto"] = "auto"  # R: the rank of Δ's projection; auto = ceil(d_model / 16)
     block_size: int = 64  # the training window (truncated BPTT: the state carries past it)
-    chunk_size: int = 64  # steps per chunk of the scan (speed only); one chunk per window is fastest on CPU
+    chunk_size: int = 64  # steps per chunk of the torch scan (speed only; not the CPU's fused kernels)
     bias: bool = False  # biases of in_proj and out_proj (Mamba has none)
     conv_bias: bool = True
     norm_eps: float = 1e-5
@@ -222,10 +228,11 @@ class _SelectiveScan(torch.autograd.Function):
         return grad_delta[:T], grad_A, grad_B[:T], grad_C[:T], grad_u[:T], grad_h0, None
 
 
-def selective_scan(delta: Tensor, A: Tensor, B: Tensor, C: Tensor, u: Tensor, h0: Tensor,
-                   chunk_size: int) -> tuple[Tensor, Tensor]:
-    """The selective scan over a window (see the module docstring): chunk_size + T / chunk_size
-    sequential steps, each on tensors that hold every chunk; equal to `reference_scan`.
+def chunked_scan(delta: Tensor, A: Tensor, B: Tensor, C: Tensor, u: Tensor, h0: Tensor,
+                 chunk_size: int) -> tuple[Tensor, Tensor]:
+    """The selective scan over a window in torch operations (see the module docstring): chunk_size
+    + T / chunk_size sequential steps, each on tensors that hold every chunk; equal to
+    `reference_scan`. Any device and dtype.
 
     delta, u (B, T, E) · A (E, N) · B, C (B, T, N) · h0 (B, E, N) → y (B, T, E), h_T (B, E, N).
     """
@@ -233,6 +240,38 @@ def selective_scan(delta: Tensor, A: Tensor, B: Tensor, C: Tensor, u: Tensor, h0
     h0 = h0.to(delta.dtype).expand(delta.shape[1], *A.shape)
     y, h_last = _SelectiveScan.apply(delta, A, B, C, u, h0, chunk_size)  # (T, B, E), (B, E, N)
     return y.transpose(0, 1), h_last
+
+
+def selective_scan(delta: Tensor, A: Tensor, B: Tensor, C: Tensor, u: Tensor, h0: Tensor,
+                   chunk_size: int, D: Tensor | None = None, z: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The selective scan over a window, equal to `reference_scan`, and with D and z (together) the
+    mixer's skip and gate, y ← (y + D ⊙ u) ⊙ SiLU(z): the fused kernels of `seqlab.models.mamba_kernels`
+    where they take the tensors (CPU, float32 or float64), else `chunked_scan` (chunk_size is its
+    chunk length) and torch operations.
+
+    delta, u (B, T, E) · A (E, N) · B, C (B, T, N) · h0 (B, E, N) · D (E) · z (B, T, E)
+    → y (B, T, E), h_T (B, E, N).
+    """
+    h0 = h0.to(delta.dtype).expand(delta.shape[0], *A.shape)
+    inputs = (delta, A, B, C, u, h0)
+    gate = () if z is None else (D, z)
+    if _fused_supports(*inputs, *gate):
+        return _kernels().fused_selective_scan(*inputs, *gate)
+    y, h = chunked_scan(*inputs, chunk_size)
+    return (y if z is None else (y + u * D) * F.silu(z)), h
+
+
+def _fused_supports(*tensors: Tensor) -> bool:
+    """Whether the fused kernels take these tensors: on the CPU, all in float32 or all in float64
+    (checked here, so that numba is imported only where the kernels run)."""
+    return len({t.dtype for t in tensors}) == 1 and all(
+        t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) for t in tensors)
+
+
+def _kernels():
+    """`seqlab.models.mamba_kernels`, imported on first use: importing numba takes about a second."""
+    from seqlab.models import mamba_kernels
+    return mamba_kernels
 
 
 # --- the model ------------------------------------------------------------------------------------
@@ -271,21 +310,32 @@ class MambaMixer(nn.Module):
         → (B, T, D) and the state after the last token."""
         Bsz, T, _ = x.shape
         u, z = self.in_proj(x).chunk(2, dim=-1)  # (B, T, E) each
-        u = u.transpose(1, 2)  # (B, E, T)
         if state is None:
-            window = u.new_zeros(Bsz, u.shape[1], self.d_conv)
-            h0 = u.new_zeros(Bsz, u.shape[1], self.d_state)
+            window = u.new_zeros(Bsz, u.shape[-1], self.d_conv)
+            h0 = u.new_zeros(Bsz, u.shape[-1], self.d_state)
         else:
             window, h0 = state
-        extended = torch.cat([window[..., 1:], u], dim=-1)  # (B, E, K − 1 + T): the left context, then u
-        new_window = extended[..., -self.d_conv:]  # (B, E, K): the last K inputs
-        u = F.silu(self.conv1d(extended)).transpose(1, 2)  # (B, T, E)
+        u, new_window = self._convolve(u, window)  # (B, T, E), (B, E, K)
         dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.softplus(self.dt_proj(dt))  # (B, T, E)
         A = -torch.exp(self.A_log)  # (E, N)
-        y, h = selective_scan(delta, A, B, C, u, h0, self.chunk_size)  # (B, T, E), (B, E, N)
-        out = self.out_proj((y + u * self.D) * F.silu(z))  # (B, T, D)
+        y, h = selective_scan(delta, A, B, C, u, h0, self.chunk_size, D=self.D, z=z)  # (B, T, E), (B, E, N)
+        out = self.out_proj(y)  # (B, T, D)
         return out, (new_window, h)
+
+    def _convolve(self, u: Tensor, window: Tensor) -> tuple[Tensor, Tensor]:
+        """SiLU(conv1d(u)) with the window's last K − 1 inputs as the left context, and the new
+        window: u (B, T, E), window (B, E, K) → (B, T, E), (B, E, K). The fused kernel of
+        `seqlab.models.mamba_kernels` where it takes the tensors, else `nn.Conv1d`."""
+        context = window[..., 1:].transpose(1, 2)  # (B, K − 1, E): the inputs before u, time-major
+        new_window = torch.cat([context, u[:, -self.d_conv:]], dim=1)[:, -self.d_conv:].transpose(1, 2)  # (B, E, K)
+        conv = self.conv1d
+        bias = conv.bias if conv.bias is not None else u.new_zeros(u.shape[-1])
+        if _fused_supports(context, u, conv.weight, bias):
+            weight = conv.weight[:, 0].t()  # (K, E)
+            return _kernels().CausalConvSiLU.apply(context, u, weight, bias), new_window
+        extended = torch.cat([context, u], dim=1).transpose(1, 2)  # (B, E, K − 1 + T): the context, then u
+        return F.silu(conv(extended)).transpose(1, 2), new_window
 
 
 class MambaBlock(nn.Module):
@@ -389,5 +439,5 @@ class MambaLM(GenerateMixin, nn.Module):
         return torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[:, 1:, None]).squeeze(-1)
 
 
-__all__ = ["MambaBlock", "MambaConfig", "MambaLM", "MambaMixer", "MambaState", "reference_scan",
-           "selective_scan"]
+__all__ = ["MambaBlock", "MambaConfig", "MambaLM", "MambaMixer", "MambaState", "chunked_scan",
+           "reference_scan", "selective_scan"]

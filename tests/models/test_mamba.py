@@ -1,14 +1,21 @@
-"""Mamba (seqlab.models.mamba): the chunked selective scan and its hand-written backward equal the
-step-by-step recurrence through autograd, the parallel forward equals step-by-step decoding (logits
-and greedy tokens), a step of several tokens equals one token at a time, causality, the decoding
-state's size, and the settings' checks."""
+"""Mamba (seqlab.models.mamba): the chunked selective scan and its hand-written backward, and the
+fused numba kernels (seqlab.models.mamba_kernels: the scan with its skip and gate, the convolution
+with its SiLU), equal the step-by-step recurrence through autograd (values, gradients, gradcheck);
+the model's fused path equals its torch path; the parallel forward equals step-by-step decoding
+(logits and greedy tokens), a step of several tokens equals one token at a time, causality, the
+decoding state's size, and the settings' checks."""
+
+import os
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from seqlab.errors import ConfigError
+from seqlab.models import mamba as mamba_module
 from seqlab.models.contract import LanguageModel
-from seqlab.models.mamba import MambaConfig, MambaLM, reference_scan, selective_scan
+from seqlab.models.mamba import MambaConfig, MambaLM, chunked_scan, reference_scan, selective_scan
+from seqlab.models.mamba_kernels import CHECKPOINT_STEPS, CausalConvSiLU, fused_selective_scan
 
 TINY = dict(n_layer=2, d_model=16, d_state=4, d_conv=3, expand=2, chunk_size=4)
 
@@ -22,23 +29,44 @@ def tokens(seed: int, shape=(2, 19)) -> torch.Tensor:
     return torch.randint(0, 11, shape, generator=torch.Generator().manual_seed(seed))
 
 
-def scan_inputs(seed: int, dtype, T: int = 37):
-    """Inputs of the selective scan (B 3, E 5, N 4) with Mamba's ranges: Δ > 0, A < 0 (so that Δ·A
-    reaches about -4 per step), B, C, u and h0 of both signs; every one requires a gradient."""
+def scan_inputs(seed: int, dtype, T: int = 37, batch: int = 3, E: int = 5, N: int = 4, gate: bool = False):
+    """Inputs of the selective scan (B 3, E 5, N 4 unless given) with Mamba's ranges: Δ > 0, A < 0
+    (so that Δ·A reaches about -4 per step), B, C, u and h0 of both signs, and with `gate` the
+    skip D (E) and the gate z (B, T, E); every one requires a gradient."""
     g = torch.Generator().manual_seed(seed)
-    delta = torch.rand(3, T, 5, generator=g, dtype=dtype)
-    A = -4 * torch.rand(5, 4, generator=g, dtype=dtype)
-    B, C = (torch.randn(3, T, 4, generator=g, dtype=dtype) for _ in range(2))
-    u = torch.randn(3, T, 5, generator=g, dtype=dtype)
-    h0 = torch.randn(3, 5, 4, generator=g, dtype=dtype)
-    return [t.requires_grad_() for t in (delta, A, B, C, u, h0)]
+    delta = torch.rand(batch, T, E, generator=g, dtype=dtype)
+    A = -4 * torch.rand(E, N, generator=g, dtype=dtype)
+    B, C = (torch.randn(batch, T, N, generator=g, dtype=dtype) for _ in range(2))
+    u = torch.randn(batch, T, E, generator=g, dtype=dtype)
+    h0 = torch.randn(batch, E, N, generator=g, dtype=dtype)
+    gated = ((torch.randn(E, generator=g, dtype=dtype), torch.randn(batch, T, E, generator=g, dtype=dtype))
+             if gate else ())
+    return [t.requires_grad_() for t in (delta, A, B, C, u, h0, *gated)]
+
+
+def gated_reference(delta, A, B, C, u, h0, D, z):
+    """`reference_scan` with the mixer's skip and gate: (y + D u) ⊙ SiLU(z)."""
+    y, h = reference_scan(delta, A, B, C, u, h0)
+    return (y + u * D) * F.silu(z), h
+
+
+def loss_weights(inputs, seed: int = 2):
+    """Random weights of a loss on both outputs of a scan of these inputs: (B, T, E), (B, E, N)."""
+    g = torch.Generator().manual_seed(seed)
+    (batch, T, E), N, dtype = inputs[0].shape, inputs[1].shape[1], inputs[0].dtype
+    return torch.randn(batch, T, E, generator=g, dtype=dtype), torch.randn(batch, E, N, generator=g, dtype=dtype)
+
+
+def scan_gradients(scan, inputs, weights):
+    y, h = scan(*inputs)
+    return torch.autograd.grad((y * weights[0]).sum() + (h * weights[1]).sum(), inputs)
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
 @pytest.mark.parametrize("chunk", [1, 4, 8, 37, 64])
 def test_chunked_scan_equals_the_reference(dtype, tol, chunk):
     inputs = scan_inputs(chunk, dtype)
-    for ours, reference in zip(selective_scan(*inputs, chunk), reference_scan(*inputs)):
+    for ours, reference in zip(chunked_scan(*inputs, chunk), reference_scan(*inputs)):
         torch.testing.assert_close(ours, reference, atol=tol, rtol=tol, msg=lambda m: f"seed {chunk}: {m}")
 
 
@@ -51,11 +79,166 @@ def test_chunked_scan_gradients_equal_the_reference(T, chunk):
     w_y, w_h = torch.randn(3, T, 5, generator=g, dtype=torch.float64), torch.randn(3, 5, 4, generator=g,
                                                                                   dtype=torch.float64)
     grads = []
-    for scan in (lambda *a: selective_scan(*a, chunk), reference_scan):
+    for scan in (lambda *a: chunked_scan(*a, chunk), reference_scan):
         y, h = scan(*inputs)
         grads.append(torch.autograd.grad((y * w_y).sum() + (h * w_h).sum(), inputs))
     for name, ours, reference in zip(("delta", "A", "B", "C", "u", "h0"), *grads):
         torch.testing.assert_close(ours, reference, atol=1e-10, rtol=1e-10, msg=lambda m: f"d{name}: {m}")
+
+
+# --- the fused kernels (seqlab.models.mamba_kernels) -----------------------------------------------
+
+FUSED_LENGTHS = [1, 13, CHECKPOINT_STEPS, 2 * CHECKPOINT_STEPS + 5]  # within, at and across checkpoints
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+@pytest.mark.parametrize("T", FUSED_LENGTHS)
+@pytest.mark.parametrize("gate", [False, True])
+def test_fused_scan_equals_the_reference(dtype, tol, T, gate):
+    """Values: y and h_T, with h0 nonzero, batch 3, odd lengths, with and without the skip and gate."""
+    inputs = scan_inputs(T, dtype, T=T, gate=gate)
+    reference = gated_reference if gate else reference_scan
+    for ours, expected in zip(fused_selective_scan(*inputs), reference(*inputs)):
+        torch.testing.assert_close(ours, expected, atol=tol, rtol=tol)
+
+
+def test_fused_scan_on_wide_inputs_equals_the_reference():
+    """float32 at the preset's widths (E 256, N 16): the kernels' own exponential over many decays."""
+    inputs = scan_inputs(5, torch.float32, T=40, batch=2, E=256, N=16, gate=True)
+    for ours, expected in zip(fused_selective_scan(*inputs), gated_reference(*inputs)):
+        torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("T", FUSED_LENGTHS)
+@pytest.mark.parametrize("gate", [False, True])
+def test_fused_scan_gradients_equal_the_reference(T, gate):
+    """The kernels' backward against autograd through the step-by-step reference, for every input
+    (D and z too, with the gate), with a loss on both the outputs and the final state."""
+    inputs = scan_inputs(T + 100, torch.float64, T=T, gate=gate)
+    weights = loss_weights(inputs)
+    ours = scan_gradients(fused_selective_scan, inputs, weights)
+    expected = scan_gradients(gated_reference if gate else reference_scan, inputs, weights)
+    for name, a, b in zip(("delta", "A", "B", "C", "u", "h0", "D", "z"), ours, expected):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10, msg=lambda m: f"d{name}: {m}")
+
+
+def test_fused_scan_gradcheck():
+    """Finite differences (float64) on a tiny case across a checkpoint: B 2, T past Lc, E 3, N 2."""
+    inputs = scan_inputs(7, torch.float64, T=CHECKPOINT_STEPS + 3, batch=2, E=3, N=2, gate=True)
+    assert torch.autograd.gradcheck(fused_selective_scan, inputs)
+
+
+def test_fused_scan_float32_gradients_are_close_to_float64():
+    inputs = scan_inputs(9, torch.float64, T=37, gate=True)
+    weights = loss_weights(inputs)
+    expected = scan_gradients(fused_selective_scan, inputs, weights)
+    single = [t.detach().float().requires_grad_() for t in inputs]
+    ours = scan_gradients(fused_selective_scan, single, [w.float() for w in weights])
+    for a, b in zip(ours, expected):
+        torch.testing.assert_close(a.double(), b, atol=1e-4, rtol=1e-4)
+
+
+def test_selective_scan_picks_the_fused_path_on_cpu_and_torch_otherwise():
+    """CPU float32/float64 go through the kernels; a dtype they do not take (bfloat16) through the
+    chunked torch scan and the torch gate, with the same result."""
+    inputs = scan_inputs(11, torch.float32, T=9, gate=True)
+    *scan, D, z = inputs
+    fused = selective_scan(*scan, 4, D=D, z=z)
+    assert fused[0].grad_fn.name() == "FusedSelectiveScanBackward"
+    torch.testing.assert_close(fused[0], gated_reference(*inputs)[0], atol=1e-5, rtol=1e-5)
+    low = [t.detach().bfloat16() for t in inputs]
+    y, h = selective_scan(*low[:6], 4, D=low[6], z=low[7])
+    expected_y, expected_h = chunked_scan(*low[:6], 4)
+    torch.testing.assert_close(y, (expected_y + low[4] * low[6]) * F.silu(low[7]), atol=0, rtol=0)
+    torch.testing.assert_close(h, expected_h, atol=0, rtol=0)
+
+
+def test_fused_kernels_give_the_same_on_one_thread_and_several():
+    """The serial loops (one thread, forked children) and the parallel ones are the same per-sequence
+    code: bitwise equal results, gradients included."""
+    inputs = scan_inputs(15, torch.float32, T=21, batch=4, E=40, N=8, gate=True)
+    weights = loss_weights(inputs)
+    threads = torch.get_num_threads()
+    results = []
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        try:
+            y, h = fused_selective_scan(*inputs)
+            results.append([y, h, *scan_gradients(fused_selective_scan, inputs, weights)])
+        finally:
+            torch.set_num_threads(threads)
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_fused_kernels_run_in_a_forked_child():
+    """GNU OpenMP does not survive a fork: a child forked after its parent ran the parallel kernels
+    runs them serially, with the same results (numba would otherwise terminate it)."""
+    inputs = scan_inputs(16, torch.float32, T=9, batch=4, gate=True)
+    expected = fused_selective_scan(*inputs)[0].detach()  # the parent's OpenMP threads now exist
+    pid = os.fork()
+    if pid == 0:  # the child: exit status 0 when it computes the parent's result
+        ok = False
+        try:
+            ok = torch.equal(fused_selective_scan(*inputs)[0].detach(), expected)
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def conv_inputs(seed: int, dtype, T: int = 11, K: int = 4, E: int = 6, batch: int = 2):
+    g = torch.Generator().manual_seed(seed)
+    tensors = (torch.randn(batch, K - 1, E, generator=g, dtype=dtype),  # context
+               torch.randn(batch, T, E, generator=g, dtype=dtype),  # x
+               torch.randn(K, E, generator=g, dtype=dtype), torch.randn(E, generator=g, dtype=dtype))  # weight, bias
+    return [t.requires_grad_() for t in tensors]
+
+
+def conv_reference(context, x, weight, bias):
+    """SiLU(F.conv1d) over [context; x] in time: the mixer's torch path."""
+    extended = torch.cat([context, x], dim=1).transpose(1, 2)  # (B, E, K − 1 + T)
+    return F.silu(F.conv1d(extended, weight.t()[:, None, :], bias, groups=x.shape[-1])).transpose(1, 2)
+
+
+@pytest.mark.parametrize("T", [1, 2, 11])
+def test_fused_convolution_equals_conv1d(T):
+    inputs = conv_inputs(T, torch.float64, T=T)
+    torch.testing.assert_close(CausalConvSiLU.apply(*inputs), conv_reference(*inputs), atol=1e-12, rtol=1e-12)
+    w = torch.randn(2, T, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    ours = torch.autograd.grad((CausalConvSiLU.apply(*inputs) * w).sum(), inputs)
+    expected = torch.autograd.grad((conv_reference(*inputs) * w).sum(), inputs)
+    for name, a, b in zip(("context", "x", "weight", "bias"), ours, expected):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12, msg=lambda m: f"d{name}: {m}")
+    single = [t.detach().float() for t in inputs]
+    torch.testing.assert_close(CausalConvSiLU.apply(*single), conv_reference(*single), atol=1e-5, rtol=1e-5)
+
+
+def test_fused_convolution_gradcheck():
+    assert torch.autograd.gradcheck(CausalConvSiLU.apply, conv_inputs(4, torch.float64, T=5, E=3))
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_fused_model_equals_the_torch_path(monkeypatch, with_state):
+    """The model through the kernels and through torch alone (conv1d, chunked scan, torch gate):
+    logits, final state and every parameter's gradient, float64, from the zero state or a given one."""
+    x, targets = tokens(12), tokens(13)
+
+    def run():
+        model = tiny(12, torch.float64, conv_bias=False).train()
+        state = None
+        if with_state:
+            g = torch.Generator().manual_seed(14)
+            state = tuple(torch.randn(s.shape, generator=g, dtype=torch.float64) for s in model.new_state(2))
+        logits, loss, final = model(x, targets, state=state, return_state=True)
+        loss.backward()
+        return [logits, *final, *(p.grad for p in model.parameters())]
+
+    fused = run()
+    monkeypatch.setattr(mamba_module, "_fused_supports", lambda *tensors: False)
+    for ours, expected in zip(fused, run(), strict=True):
+        torch.testing.assert_close(ours, expected, atol=1e-10, rtol=1e-10)
 
 
 def test_chunk_size_does_not_change_the_model():
