@@ -71,7 +71,7 @@ def preset_rows() -> list[PresetRow]:
 
 def _size_cell(size: int | None, unit: str) -> str:
     if size is None:
-        return f"{unit}: counted"
+        return f"{unit}: known once fitted"
     return f"{size:,}" if unit == "parameters" else f"{size:,} ({unit})"
 
 
