@@ -79,3 +79,25 @@ def test_bad_shorthand_fails_in_one_line_before_training(tmp_path, capsys, model
 def test_compare_needs_something_to_compare(tmp_path, capsys):
     assert main(["compare", "--out", str(tmp_path / "cmp")]) == 2
     assert "at least one config" in capsys.readouterr().err
+
+
+def test_a_mixture_of_experts_gets_an_active_parameter_column(tmp_path, corpus, capsys):
+    """mixtral against its dense counterpart: total and active parameters side by side; the dense
+    model's active parameters are all of them, the mixture's are k of E experts' plus the rest."""
+    from seqlab.nn.moe import active_parameters
+
+    out = tmp_path / "moe"
+    args = ["compare", "mixtral", "mixtral-dense", "--out", str(out), f"--data.corpus={corpus}",
+            "--train.max_steps=2", "--model.n_layer=1", "--model.d_model=16", "--model.n_head=2",
+            "--model.n_kv_head=2", "--model.d_ff=24", "--model.block_size=16", "--train.eval_every=0",
+            "--train.checkpoint_every=0", "--train.sample_tokens=0", "--train.compile=false",
+            "--train.dtype=float32", "--no-progress", "--sample-tokens", "5", "--sample.prompt=the "]
+    assert main(args) == 0
+    assert "active parameters" in capsys.readouterr().out
+    with open(out / "compare.csv", encoding="utf-8", newline="") as handle:
+        rows = {r["config"]: r for r in csv.DictReader(handle)}
+    moe, dense = rows["mixtral"], rows["mixtral-dense"]
+    assert int(dense["active_parameters"]) == int(dense["size"])
+    assert int(moe["active_parameters"]) < int(moe["size"])
+    model, _ = seqlab.load(out / "mixtral")
+    assert int(moe["active_parameters"]) == active_parameters(model)
