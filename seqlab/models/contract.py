@@ -60,6 +60,27 @@ class GenerateMixin:
                         use_cache=use_cache, seed=seed)
 
 
+class CarriedStateMixin(GenerateMixin):
+    """`step` and `token_log_probs` for a model whose state is carried from token to token (the
+    recurrent families, Mamba): its forward is `(tokens, state=, return_state=) → (logits, loss,
+    final state)`, starting from the zero state when `state` is None."""
+
+    def step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """tokens (B, T) → (logits at the last position (B, V), state).
+
+        With a state the tokens continue it and the final state is returned; with None they are the
+        whole context, run from the zero state, and no state is kept (the recompute path).
+        """
+        logits, _, final = self(tokens, state=state, return_state=True)  # (B, T, V)
+        return logits[:, -1], (None if state is None else final)
+
+    def token_log_probs(self, tokens: Tensor) -> Tensor:
+        """tokens (B, T) → (B, T − 1): the natural-log probability of each token after the first,
+        given every token before it (from the zero state)."""
+        logits = self(tokens[:, :-1])[0]  # (B, T-1, V)
+        return torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[:, 1:, None]).squeeze(-1)
+
+
 def model_device(model: object) -> torch.device:
     """Where a model's tensors live: its parameters' device, or the CPU for a model without any
     (the n-gram and the HMM compute in numpy)."""
@@ -70,4 +91,4 @@ def model_device(model: object) -> torch.device:
     return torch.device("cpu")
 
 
-__all__ = ["GenerateMixin", "LanguageModel", "model_device"]
+__all__ = ["CarriedStateMixin", "GenerateMixin", "LanguageModel", "model_device"]

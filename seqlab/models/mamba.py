@@ -71,7 +71,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqlab.config.schema import ModelSettings, _require, _require_finite
-from seqlab.models.contract import GenerateMixin
+from seqlab.models.contract import CarriedStateMixin
 from seqlab.nn.norm import RMSNorm
 
 MambaState = tuple[Tensor, Tensor]  # (conv windows (L, B, E, K), SSM states (L, B, E, N))
@@ -352,7 +352,7 @@ class MambaBlock(nn.Module):
         return x + out, state
 
 
-class MambaLM(GenerateMixin, nn.Module):
+class MambaLM(CarriedStateMixin, nn.Module):
     """A Mamba language model over tokens.
 
     >>> model = MambaLM(MambaConfig(n_layer=2, d_model=16), vocab_size=10)
@@ -422,21 +422,6 @@ class MambaLM(GenerateMixin, nn.Module):
         dtype = self.tok_emb.weight.dtype
         return (torch.zeros(c.n_layer, batch_size, c.d_inner, c.d_conv, device=device, dtype=dtype),
                 torch.zeros(c.n_layer, batch_size, c.d_inner, c.d_state, device=device, dtype=dtype))
-
-    def step(self, tokens: Tensor, state: MambaState | None) -> tuple[Tensor, MambaState | None]:
-        """tokens (B, T) → (logits at the last position (B, V), state).
-
-        With a state the tokens continue it and the new state is returned; with None they are the
-        whole context, run from the zero state, and no state is kept (the recompute path).
-        """
-        logits, _, final = self(tokens, state=state, return_state=True)  # (B, T, V)
-        return logits[:, -1], (None if state is None else final)
-
-    def token_log_probs(self, tokens: Tensor) -> Tensor:
-        """tokens (B, T) → (B, T − 1): the natural-log probability of each token after the first,
-        given every token before it (from the zero state)."""
-        logits = self(tokens[:, :-1])[0]  # (B, T-1, V)
-        return torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[:, 1:, None]).squeeze(-1)
 
 
 __all__ = ["MambaBlock", "MambaConfig", "MambaLM", "MambaMixer", "MambaState", "chunked_scan",

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from seqlab.config.schema import ModelSettings, _require
-from seqlab.models.contract import GenerateMixin
+from seqlab.models.contract import CarriedStateMixin
 from seqlab.nn.recurrent import GRU, LSTM, RNN, GatedRNN
 
 State = tuple[Tensor, ...]
@@ -73,7 +73,7 @@ def build_recurrent(config: RecurrentConfig) -> nn.Module:
     return LAYERS[config.family](config.d_model, config.d_model, config.n_layer, **kwargs)
 
 
-class RNNLM(GenerateMixin, nn.Module):
+class RNNLM(CarriedStateMixin, nn.Module):
     """A recurrent language model over tokens.
 
     >>> model = RNNLM(RecurrentConfig(family="lstm", n_layer=2, d_model=16), vocab_size=10)
@@ -127,19 +127,3 @@ class RNNLM(GenerateMixin, nn.Module):
         shape = (self.config.n_layer, batch_size, self.config.d_model)
         dtype = self.tok_emb.weight.dtype
         return tuple(torch.zeros(shape, device=device, dtype=dtype) for _ in range(self.rnn.state_size))
-
-    def step(self, tokens: Tensor, state: State | None) -> tuple[Tensor, State | None]:
-        """tokens (B, T) → (logits at the last position (B, V), state).
-
-        With a state the tokens continue it and the final state is returned; with None they are the
-        whole context, run from the zero state, and no state is kept (the recompute path).
-        """
-        logits, _, final = self(tokens, state=state, return_state=True)  # (B, T, V)
-        return logits[:, -1], (None if state is None else final)
-
-    def token_log_probs(self, tokens: Tensor) -> Tensor:
-        """tokens (B, T) → (B, T − 1): the natural-log probability of each token after the first,
-        given every token before it (from the zero state)."""
-        logits = self(tokens[:, :-1])[0]  # (B, T-1, V)
-        return torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[:, 1:, None]).squeeze(-1)
-
