@@ -25,12 +25,12 @@ import numpy as np
 from seqlab.config import Config
 from seqlab.config.schema import ModelSettings, _require, _require_finite
 from seqlab.data import LineData, TokenData
-from seqlab.errors import ConfigError, SeqlabError
+from seqlab.errors import CheckpointError, ConfigError, SeqlabError
 from seqlab.families.base import Family
-from seqlab.files import atomic_open
 from seqlab.models.glove import GloVe, GloVeSchedule
 from seqlab.models.word2vec import Word2Vec, Word2VecSchedule
 from seqlab.seeds import generator_seed
+from seqlab.training.checkpoint import load_weights, save_weights
 from seqlab.training.threads import choose_threads
 
 WORD2VEC_EPOCHS = 5  # word2vec.c's and gensim's default
@@ -127,18 +127,20 @@ def _fit_glove(config: Config, data: TokenData | LineData, vocab_size: int) -> G
 
 
 def _save(model, run_dir: Path) -> None:
-    from safetensors.torch import save
-    with atomic_open(Path(run_dir) / "model.safetensors", "wb") as f:
-        f.write(save({k: v.contiguous() for k, v in model.state_dict().items()}))
+    save_weights(model, Path(run_dir) / "model.safetensors")
 
 
 def _loader(cls):
     def load(run_dir: Path):
-        from safetensors.torch import load_file
-        tensors = load_file(str(Path(run_dir) / "model.safetensors"))
-        first = next(v for k, v in tensors.items() if v.ndim == 2)
-        model = cls(*first.shape)
-        model.load_state_dict(tensors)
+        from safetensors import SafetensorError, safe_open
+        path = Path(run_dir) / "model.safetensors"
+        try:  # the (V, D) shape from the header, then the weights with load_weights' checks
+            with safe_open(str(path), framework="pt") as f:
+                shape = next(f.get_slice(k).get_shape() for k in f.keys() if len(f.get_slice(k).get_shape()) == 2)
+        except (SafetensorError, OSError, StopIteration) as exc:
+            raise CheckpointError(f"{path} is missing, damaged or holds no word vectors: {exc}") from None
+        model = cls(*shape)
+        load_weights(model, path)
         return model.eval()
     return load
 
@@ -171,32 +173,17 @@ def _known_count(model) -> int:
     return int(model.known.sum()) * model.word_vectors().shape[1]
 
 
-WORD2VEC = Family(
-    name="word2vec",
-    summary="word2vec word vectors: skip-gram or CBOW with negative sampling (Mikolov et al. 2013)",
-    settings=Word2VecConfig,
-    fit=_fit_word2vec,
-    save=_save,
-    load=_loader(Word2Vec),
-    score=_not_scored,
-    size=_known_count,
-    size_unit="vector parameters",
-    context_option=False,
-    language_model=False,
-    evaluation=evaluate_vectors,
-)
+def _word_vector_family(name: str, summary: str, settings, fit, model_class) -> Family:
+    """A word-vector family: fitted by its own loop, saved and loaded as plain tensors, sized by
+    its trained vectors, evaluated on word similarity and analogies, never scored as a language model."""
+    return Family(name=name, summary=summary, settings=settings, fit=fit, save=_save, load=_loader(model_class),
+                  score=_not_scored, size=_known_count, size_unit="vector parameters", context_option=False,
+                  language_model=False, evaluation=evaluate_vectors)
 
-GLOVE = Family(
-    name="glove",
-    summary="GloVe word vectors: weighted least squares on log co-occurrence counts (Pennington et al. 2014)",
-    settings=GloVeConfig,
-    fit=_fit_glove,
-    save=_save,
-    load=_loader(GloVe),
-    score=_not_scored,
-    size=_known_count,
-    size_unit="vector parameters",
-    context_option=False,
-    language_model=False,
-    evaluation=evaluate_vectors,
-)
+
+WORD2VEC = _word_vector_family(
+    "word2vec", "word2vec word vectors: skip-gram or CBOW with negative sampling (Mikolov et al. 2013)",
+    Word2VecConfig, _fit_word2vec, Word2Vec)
+GLOVE = _word_vector_family(
+    "glove", "GloVe word vectors: weighted least squares on log co-occurrence counts (Pennington et al. 2014)",
+    GloVeConfig, _fit_glove, GloVe)
