@@ -24,7 +24,7 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from tokenizers import Tokenizer as HFTokenizer
@@ -126,46 +126,29 @@ def _cuts_before(text: str, i: int) -> bool:
     return i > 0 and "!" <= text[i - 1] <= "~"
 
 
-class BPETokenizer(Tokenizer):
-    """Byte-level BPE; ids and merges are those of the wrapped ``tokenizers.Tokenizer``."""
+class HFBytesTokenizer(Tokenizer):
+    """A wrapped ``tokenizers.Tokenizer`` whose ids map to bytes through a table: encoded by the
+    library (in parallel over newline cuts for long texts), decoded through the table. Subclasses
+    refuse a tokenizer.json under which the round trip would not be exact (`_refuse_inexact`) and
+    read the id -> bytes table (`_read_tables`)."""
 
-    kind = "bpe"
+    kind: ClassVar[str]
 
     def __init__(self, hf_tokenizer: HFTokenizer) -> None:
         hf_tokenizer.no_truncation()  # ids must cover the whole text, unpadded
         hf_tokenizer.no_padding()
         self._hf_dict = json.loads(hf_tokenizer.to_str())
-        _check_exact(self._hf_dict)
+        self._refuse_inexact(self._hf_dict)
         self._hf = hf_tokenizer
-        self._bytes_of_id = _bytes_table(hf_tokenizer)
+        self._bytes_of_id = self._read_tables(hf_tokenizer)
         self._has_added_tokens = bool(self._hf_dict["added_tokens"])
 
     @classmethod
-    def train(cls, text: str, *, vocab_size: int = 512,
-              special_tokens: Sequence[str] = ()) -> BPETokenizer:
-        """Learn ``vocab_size - 256 - len(special_tokens)`` merges from ``text`` (fewer, with a
-        warning, if the text runs out of pairs)."""
-        if vocab_size < N_BYTES + len(special_tokens):
-            raise TokenizerError(f"bpe vocab_size {vocab_size} is below the {N_BYTES} byte symbols"
-                                 f"{' plus special tokens' if special_tokens else ''}; "
-                                 "set tokenizer.vocab_size to at least 257")
-        if vocab_size > MAX_VOCAB_SIZE:
-            raise TokenizerError(f"bpe vocab_size {vocab_size} is above the largest seqlab trains, "
-                                 f"{MAX_VOCAB_SIZE:,}; set tokenizer.vocab_size to at most {MAX_VOCAB_SIZE}")
-        hf = HFTokenizer(models.BPE())
-        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-        hf.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size, special_tokens=list(special_tokens), show_progress=False,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-        hf.train_from_iterator(_checked(text, training_pieces(text, TRAIN_PIECE_CHARS)), trainer)
-        got = hf.get_vocab_size(with_added_tokens=True)
-        if got < vocab_size:
-            log.warning("bpe learned %d merges, not the %d asked for: the training text (%d chars) "
-                        "has no more pairs to merge; vocab_size is %d", got - N_BYTES -
-                        len(special_tokens), vocab_size - N_BYTES - len(special_tokens),
-                        len(text), got)
-        return cls(hf)
+    def _refuse_inexact(cls, hf_dict: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _read_tables(self, hf: HFTokenizer) -> list[bytes]:
+        raise NotImplementedError
 
     @property
     def vocab_size(self) -> int:
@@ -201,23 +184,63 @@ class BPETokenizer(Tokenizer):
         table = self._bytes_of_id
         return b"".join([table[i] for i in self._id_array(ids).tolist()])
 
-    def token_strings(self) -> list[str]:
-        # A piece may be part of a character (shown as U+FFFD) or a control (shown as <U+000A>).
-        return [printable(b.decode("utf-8", errors="replace")) for b in self._bytes_of_id]
-
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "hf_tokenizer": self._hf_dict}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BPETokenizer:
+    def from_dict(cls, d: dict[str, Any]) -> HFBytesTokenizer:
         hf_dict = require_field(d, "hf_tokenizer", dict)
         try:
             hf = HFTokenizer.from_str(json.dumps(hf_dict, ensure_ascii=False))
         except Exception as err:  # tokenizers raises plain Exception for bad JSON content
             first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise TokenizerError(f"bpe tokenizer description cannot be read by the tokenizers "
+            raise TokenizerError(f"{cls.kind} tokenizer description cannot be read by the tokenizers "
                                  f"library ({first_line}); save the tokenizer again") from None
         return cls(hf)
+
+
+class BPETokenizer(HFBytesTokenizer):
+    """Byte-level BPE; ids and merges are those of the wrapped ``tokenizers.Tokenizer``."""
+
+    kind = "bpe"
+
+    @classmethod
+    def _refuse_inexact(cls, hf_dict: dict[str, Any]) -> None:
+        _check_exact(hf_dict)
+
+    def _read_tables(self, hf: HFTokenizer) -> list[bytes]:
+        return _bytes_table(hf)
+
+    @classmethod
+    def train(cls, text: str, *, vocab_size: int = 512,
+              special_tokens: Sequence[str] = ()) -> BPETokenizer:
+        """Learn ``vocab_size - 256 - len(special_tokens)`` merges from ``text`` (fewer, with a
+        warning, if the text runs out of pairs)."""
+        if vocab_size < N_BYTES + len(special_tokens):
+            raise TokenizerError(f"bpe vocab_size {vocab_size} is below the {N_BYTES} byte symbols"
+                                 f"{' plus special tokens' if special_tokens else ''}; "
+                                 "set tokenizer.vocab_size to at least 257")
+        if vocab_size > MAX_VOCAB_SIZE:
+            raise TokenizerError(f"bpe vocab_size {vocab_size} is above the largest seqlab trains, "
+                                 f"{MAX_VOCAB_SIZE:,}; set tokenizer.vocab_size to at most {MAX_VOCAB_SIZE}")
+        hf = HFTokenizer(models.BPE())
+        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        hf.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, special_tokens=list(special_tokens), show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        hf.train_from_iterator(_checked(text, training_pieces(text, TRAIN_PIECE_CHARS)), trainer)
+        got = hf.get_vocab_size(with_added_tokens=True)
+        if got < vocab_size:
+            log.warning("bpe learned %d merges, not the %d asked for: the training text (%d chars) "
+                        "has no more pairs to merge; vocab_size is %d", got - N_BYTES -
+                        len(special_tokens), vocab_size - N_BYTES - len(special_tokens),
+                        len(text), got)
+        return cls(hf)
+
+    def token_strings(self) -> list[str]:
+        # A piece may be part of a character (shown as U+FFFD) or a control (shown as <U+000A>).
+        return [printable(b.decode("utf-8", errors="replace")) for b in self._bytes_of_id]
 
 
 def _checked(text: str, pieces: Iterator[str]) -> Iterator[str]:

@@ -22,15 +22,13 @@ be read as the byte piece for ``A``. Byte symbols leave no such ambiguity.
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
-import numpy as np
 from tokenizers import Tokenizer as HFTokenizer
 
 from seqlab.errors import TokenizerError
-from seqlab.tokenizers.base import IdsLike, Tokenizer, encode_text, printable, require_field
-from seqlab.tokenizers.bpe import PARALLEL_CHUNK_CHARS, _cuts_before, bytes_to_unicode, split_for_parallel
+from seqlab.tokenizers.base import printable
+from seqlab.tokenizers.bpe import HFBytesTokenizer, bytes_to_unicode
 
 N_BYTES = 256
 
@@ -41,7 +39,7 @@ def byte_alphabet() -> list[str]:
     return [table[b] for b in range(N_BYTES)]
 
 
-class ByteLevelSubwords(Tokenizer):
+class ByteLevelSubwords(HFBytesTokenizer):
     """A ``tokenizers.Tokenizer`` whose tokens are strings of byte symbols (a WordPiece
     continuation token also carries ``continuation``, a prefix outside the byte symbols)."""
 
@@ -49,71 +47,18 @@ class ByteLevelSubwords(Tokenizer):
     model_type: ClassVar[str]  # the tokenizer.json model type, "WordPiece" or "Unigram"
     continuation: ClassVar[str] = ""
 
-    def __init__(self, hf_tokenizer: HFTokenizer) -> None:
-        hf_tokenizer.no_truncation()  # ids must cover the whole text, unpadded
-        hf_tokenizer.no_padding()
-        self._hf_dict = json.loads(hf_tokenizer.to_str())
-        self._check_exact(self._hf_dict)
-        self._hf = hf_tokenizer
-        self._bytes_of_id, self._continues = self._tables(hf_tokenizer)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self._bytes_of_id)
-
     @property
     def continues(self) -> tuple[bool, ...]:
         """Per id, whether it continues a word (WordPiece's ``##`` pieces); all False for Unigram."""
         return tuple(self._continues)
-
-    @property
-    def hf_tokenizer(self) -> HFTokenizer:
-        """The wrapped ``tokenizers.Tokenizer`` (for interop; do not change its settings)."""
-        return self._hf
-
-    def encode(self, text: str) -> list[int]:
-        encode_text(text, "utf-8")  # rejects lone surrogates with their position
-        return self._hf.encode(text, add_special_tokens=False).ids
-
-    def encode_array(self, text: str) -> np.ndarray:
-        if len(text) <= 2 * PARALLEL_CHUNK_CHARS:
-            return np.array(self.encode(text), dtype=np.int64)
-        encode_text(text, "utf-8")
-        encodings = self._hf.encode_batch_fast(split_for_parallel(text), add_special_tokens=False)
-        return np.concatenate([np.array(e.ids, dtype=np.int64) for e in encodings])
-
-    def safe_cut(self, text: str, limit: int) -> int:
-        # The pre-tokenizer splits words as byte-level BPE's does: the same cuts keep the ids.
-        cut = text.rfind("\n", 1, limit + 1)
-        while cut > 0 and not _cuts_before(text, cut):
-            cut = text.rfind("\n", 1, cut)
-        return max(cut, 0)
-
-    def decode_bytes(self, ids: IdsLike) -> bytes:
-        table = self._bytes_of_id
-        return b"".join([table[i] for i in self._id_array(ids).tolist()])
 
     def token_strings(self) -> list[str]:
         # A continuation piece is shown with BERT's "##"; a piece may be part of a character (U+FFFD).
         return [("##" if cont else "") + printable(b.decode("utf-8", errors="replace"))
                 for b, cont in zip(self._bytes_of_id, self._continues)]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "hf_tokenizer": self._hf_dict}
-
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ByteLevelSubwords:
-        hf_dict = require_field(d, "hf_tokenizer", dict)
-        try:
-            hf = HFTokenizer.from_str(json.dumps(hf_dict, ensure_ascii=False))
-        except Exception as err:  # noqa: BLE001 (tokenizers raises plain Exception for bad JSON content)
-            first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise TokenizerError(f"{cls.kind} tokenizer description cannot be read by the tokenizers "
-                                 f"library ({first_line}); save the tokenizer again") from None
-        return cls(hf)
-
-    @classmethod
-    def _check_exact(cls, hf_dict: dict[str, Any]) -> None:
+    def _refuse_inexact(cls, hf_dict: dict[str, Any]) -> None:
         """Refuse settings under which ``decode(encode(text)) == text`` would not hold."""
         model, pre = hf_dict.get("model") or {}, hf_dict.get("pre_tokenizer") or {}
         problems = []
@@ -131,8 +76,9 @@ class ByteLevelSubwords(Tokenizer):
             raise TokenizerError(f"{cls.kind} tokenizer is not exact byte-level {cls.model_type}: "
                                  f"{'; '.join(problems)}; train it with seqlab (tokenizer.kind = \"{cls.kind}\")")
 
-    def _tables(self, hf: HFTokenizer) -> tuple[list[bytes], list[bool]]:
-        """Id -> its bytes, and id -> whether it continues a word (WordPiece's prefixed pieces)."""
+    def _read_tables(self, hf: HFTokenizer) -> list[bytes]:
+        """Id -> its bytes; and `_continues`, id -> whether it continues a word (WordPiece's prefixed
+        pieces)."""
         byte_of_char = {c: b for b, c in bytes_to_unicode().items()}
         vocab = hf.get_vocab(with_added_tokens=False)
         if any(c not in vocab for c in byte_of_char):
@@ -148,4 +94,5 @@ class ByteLevelSubwords(Tokenizer):
                 raise TokenizerError(f"{self.kind} token {token!r} (id {i}) is not made of byte-level "
                                      f"symbols; train the tokenizer with seqlab (tokenizer.kind = \"{self.kind}\")")
             table[i] = bytes(byte_of_char[c] for c in body)
-        return table, continues
+        self._continues = continues
+        return table
