@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from seqlab.models import glove_kernels as kernels
 from seqlab.models import word2vec_kernels
+from seqlab.models.word2vec import CountedVectors
 
 log = logging.getLogger(__name__)
 
@@ -60,26 +61,16 @@ class GloVeSchedule:
     seed: int = 1
 
 
-class GloVe(nn.Module):
+class GloVe(CountedVectors):
     """Word vectors `W` (V, D), context vectors `W_context` (V, D), biases `bias` and
     `context_bias` (V,), and the training `counts` (V,); `fit` trains them on a stream of ids."""
 
     def __init__(self, vocab_size: int, d_model: int) -> None:
-        super().__init__()
+        super().__init__(vocab_size)
         self.W = nn.Parameter(torch.zeros(vocab_size, d_model), requires_grad=False)  # (V, D)
         self.W_context = nn.Parameter(torch.zeros(vocab_size, d_model), requires_grad=False)  # (V, D)
         self.bias = nn.Parameter(torch.zeros(vocab_size), requires_grad=False)  # (V,)
         self.context_bias = nn.Parameter(torch.zeros(vocab_size), requires_grad=False)  # (V,)
-        self.register_buffer("counts", torch.zeros(vocab_size, dtype=torch.int64))  # (V,)
-
-    @property
-    def vocab_size(self) -> int:
-        return self.W.shape[0]
-
-    @property
-    def known(self) -> Tensor:
-        """(V,) bool: the ids the model was trained on (its vocabulary)."""
-        return self.counts > 0
 
     def word_vectors(self) -> Tensor:
         """The vectors users query, (V, D): W + W~ (zero for ids outside the vocabulary)."""

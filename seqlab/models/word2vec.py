@@ -55,24 +55,32 @@ class Word2VecSchedule:
     seed: int = 1
 
 
-class Word2Vec(nn.Module):
-    """Input vectors `input_vectors` (V, D), output vectors `output_vectors` (V, D) and the training
-    `counts` (V,) of a word2vec model; `fit` trains them on a stream of token ids."""
+class CountedVectors(nn.Module):
+    """What the word-vector models share: the training `counts` (V,) of every token id (0 for the
+    ids not trained), which say which ids are the model's vocabulary."""
 
-    def __init__(self, vocab_size: int, d_model: int) -> None:
+    def __init__(self, vocab_size: int) -> None:
         super().__init__()
-        self.input_vectors = nn.Parameter(torch.zeros(vocab_size, d_model), requires_grad=False)  # (V, D)
-        self.output_vectors = nn.Parameter(torch.zeros(vocab_size, d_model), requires_grad=False)  # (V, D)
         self.register_buffer("counts", torch.zeros(vocab_size, dtype=torch.int64))  # (V,)
 
     @property
     def vocab_size(self) -> int:
-        return self.input_vectors.shape[0]
+        return self.counts.shape[0]
 
     @property
     def known(self) -> Tensor:
         """(V,) bool: the ids the model was trained on (its vocabulary)."""
         return self.counts > 0
+
+
+class Word2Vec(CountedVectors):
+    """Input vectors `input_vectors` (V, D), output vectors `output_vectors` (V, D) and the training
+    `counts` (V,) of a word2vec model; `fit` trains them on a stream of token ids."""
+
+    def __init__(self, vocab_size: int, d_model: int) -> None:
+        super().__init__(vocab_size)
+        self.input_vectors = nn.Parameter(torch.zeros(vocab_size, d_model), requires_grad=False)  # (V, D)
+        self.output_vectors = nn.Parameter(torch.zeros(vocab_size, d_model), requires_grad=False)  # (V, D)
 
     def word_vectors(self) -> Tensor:
         """The vectors users query, (V, D): the input vectors (zero for ids outside the vocabulary)."""
@@ -173,4 +181,4 @@ def reference_pair_step(syn0: np.ndarray, syn1neg: np.ndarray, hidden_rows: list
         syn0[row] += work
 
 
-__all__ = ["Word2Vec", "Word2VecSchedule", "chunk_starts", "reference_pair_step", "train_sentences"]
+__all__ = ["CountedVectors", "Word2Vec", "Word2VecSchedule", "chunk_starts", "reference_pair_step", "train_sentences"]
