@@ -77,12 +77,23 @@ class TokenizerConfig:
     kind: Literal["char", "byte", "bpe", "wordpiece", "unigram", "word", "hf"] = "char"  # hf: a Hugging Face tokenizer.json (imported)
     vocab_size: int = 512  # bpe: the size the merges are learned up to; word: the most frequent words kept
     unknown_token: bool = False  # char only: map unseen characters to <unk> instead of failing
+    # char and word: 256 byte tokens <0x00> … <0xFF> spell in UTF-8 what the vocabulary cannot (an unseen
+    # character; an unknown word or spacing word would lose), so every text round-trips exactly. The
+    # byte-level kinds need none. Presets whose figures were measured without it set it false.
+    byte_fallback: bool = True
     shared: bool = True  # seq2seq only: one vocabulary for both sides; false fits one tokenizer per side
 
     def __post_init__(self) -> None:
+        _require(not (self.unknown_token and self.byte_fallback), "tokenizer.unknown_token", self.unknown_token,
+                 "false with tokenizer.byte_fallback = true (an unseen character becomes its bytes, not <unk>); "
+                 "set tokenizer.byte_fallback = false to keep <unk>")
         # 256 byte symbols plus at least one merge.
         _require(self.vocab_size >= 257, "tokenizer.vocab_size", self.vocab_size,
                  "an integer of at least 257 (the 256 bytes plus merges)")
+        if self.kind == "word" and self.byte_fallback:  # <unk>, TAB, newline, the 256 bytes and one word
+            _require(self.vocab_size >= 260, "tokenizer.vocab_size", self.vocab_size,
+                     "an integer of at least 260 for a word tokenizer with byte_fallback (3 special tokens, "
+                     "256 byte tokens and one word)")
         if self.kind in ("bpe", "wordpiece", "unigram"):  # the tokenizers library reserves room up front
             _require(self.vocab_size <= BPE_MAX_VOCAB_SIZE, "tokenizer.vocab_size", self.vocab_size,
                      f"at most {BPE_MAX_VOCAB_SIZE:,} for a {self.kind} tokenizer")
@@ -328,7 +339,8 @@ class TaskConfig:
     # mnist1d) or a file: LABEL<TAB>TEXT lines (classify), `word tag` lines with a blank line between
     # sentences (tag), or an .npz of float series x (N, T) or (N, T, F) and integer labels y (N,).
     data: str = ""
-    column: Literal["chunks", "pos"] = "chunks"  # conll2000: the tags to learn (chunks read the POS column too)
+    column: Literal["chunks", "pos"] = "chunks"  # conll2000: the tags to learn
+    pos_input: bool = False  # conll2000 chunks (or a `word POS tag` file): each word's POS tag is read with it
     fold: int = 0  # sentence-polarity: 0 = the seeded 80/10/10 split, 1 … 10 = that fold of 10-fold cross-validation
     pooling: Literal["last", "mean", "first", "attention"] = "last"  # classify: how states become one vector
     crf: bool = False  # tag: a linear-chain CRF over the tags, decoded by Viterbi
@@ -343,6 +355,10 @@ class TaskConfig:
                      "a labelled set (sentence-polarity, conll2000, ud-english-ewt, brown, mnist1d) or a file")
         if self.crf:
             _require(self.kind == "tag", "task.crf", self.crf, 'false unless task.kind = "tag"')
+        if self.pos_input:
+            _require(self.kind == "tag" and self.data not in ("ud-english-ewt", "brown")
+                     and (self.data != "conll2000" or self.column == "chunks"), "task.pos_input", self.pos_input,
+                     'false unless tagging conll2000\'s chunks (task.column = "chunks") or a `word POS tag` file')
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,15 @@ Three kinds of example, after `load_examples`:
 Encoding (`encode`) turns each into model inputs. A text is its token ids. A tagged sentence is the
 ids of its words, each word after the first with the space before it (so the ids are those of the
 sentence as text), and for each word the position of its last token: a causal model has read the
-whole word there, so that is where its tag is predicted. A series is read as it is, (T, F) floats.
+whole word there, so that is where its tag is predicted. With `task.pos_input` (CoNLL-2000 chunks)
+each token also carries the index of its word's POS tag (1-based; 0 for padding or a tag the run
+has not seen), which the model embeds and adds to the token's vector. A series is read as it is,
+(T, F) floats.
 Everything is cut at `task.max_len` tokens or steps (tagging: at the last word that fits).
 
 `TaskBatches` is the Trainer's batch source: rows drawn at random (from its generator) and padded
-to the longest, inputs as a dict of tensors (ids or features, mask; words and word_mask for tags),
+to the longest, inputs as a dict of tensors (ids or features, mask; words and word_mask for tags;
+pos_ids with task.pos_input),
 targets (B,) class indices or (B, W) tag indices with -1 on padding.
 
 Dimensions: B batch · T tokens or steps · F features · W words.
@@ -54,10 +58,12 @@ SPLIT_SEED = 0
 @dataclass(frozen=True)
 class Labelled:
     """One split's examples, uniform across sets: `inputs` are texts (str), word tuples, or float
-    arrays (T, F); `targets` class names, or tag tuples (one per word)."""
+    arrays (T, F); `targets` class names, or tag tuples (one per word); `pos` the words' POS tag
+    tuples where the task reads them as input (task.pos_input), else None."""
 
     inputs: Sequence
     targets: Sequence
+    pos: Sequence | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -94,7 +100,7 @@ def load_examples(task: TaskConfig) -> TaskExamples:
     """The train, val and test examples `task.data` names (see the module docstring)."""
     check_task_data(task)
     if task.data in SET_KINDS:
-        return _from_splits(_registered(task), task.kind, task.column)
+        return _from_splits(_registered(task), task.kind, task.column, task.pos_input)
     path = Path(task.data).expanduser()
     if not path.is_file():
         raise DataError(f"task.data = {task.data!r} is neither a labelled set ({', '.join(SET_KINDS)}) nor a file")
@@ -102,7 +108,7 @@ def load_examples(task: TaskConfig) -> TaskExamples:
         if task.kind != "classify":
             raise DataError(f"{path} holds series to classify: set task.kind = \"classify\"")
         return _series_file(path)
-    return _text_file(path, task.kind)
+    return _text_file(path, task.kind, task.pos_input)
 
 
 def _registered(task: TaskConfig) -> Splits:
@@ -114,13 +120,14 @@ def _registered(task: TaskConfig) -> Splits:
     return load_labelled(task.data)
 
 
-def _from_splits(splits: Splits, kind: str, column: str) -> TaskExamples:
+def _from_splits(splits: Splits, kind: str, column: str, pos_input: bool = False) -> TaskExamples:
     def convert(items) -> Labelled:
         if isinstance(items, SeriesSet):
             return Labelled(list(items.x), [splits.labels[int(y)] for y in items.y])
         if kind == "classify":
             return Labelled([e.text for e in items], [e.label for e in items])
-        return Labelled([tuple(s.words) for s in items], [_tags_of(s, column) for s in items])
+        pos = [tuple(s.pos) for s in items] if pos_input else None
+        return Labelled([tuple(s.words) for s in items], [_tags_of(s, column) for s in items], pos)
 
     series = isinstance(splits.train, SeriesSet)
     return TaskExamples(convert(splits.train), convert(splits.val), convert(splits.test), tuple(splits.labels), series)
@@ -133,26 +140,34 @@ def _tags_of(sentence, column: str) -> tuple[str, ...]:
     return tuple(sentence.tags)
 
 
-def _seeded_split(inputs: list, targets: list) -> tuple[Labelled, Labelled, Labelled]:
+def _seeded_split(inputs: list, targets: list, pos: list | None = None) -> tuple[Labelled, Labelled, Labelled]:
     order = list(range(len(inputs)))
     random.Random(SPLIT_SEED).shuffle(order)
     n = max(1, int(len(order) * SPLIT_FRACTION))
     if len(order) < 3 * n or len(order) < 3:
         raise DataError(f"{len(order)} examples are too few to split into train, val and test")
-    pick = lambda idx: Labelled([inputs[i] for i in idx], [targets[i] for i in idx])  # noqa: E731
+
+    def pick(idx: list[int]) -> Labelled:
+        return Labelled([inputs[i] for i in idx], [targets[i] for i in idx],
+                        None if pos is None else [pos[i] for i in idx])
+
     return pick(order[2 * n:]), pick(order[:n]), pick(order[n:2 * n])
 
 
-def _text_file(path: Path, kind: str) -> TaskExamples:
+def _text_file(path: Path, kind: str, pos_input: bool = False) -> TaskExamples:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
-    inputs, targets = (_classify_lines if kind == "classify" else _tag_lines)(lines, path)
+    pos = None
+    if kind == "classify":
+        inputs, targets = _classify_lines(lines, path)
+    else:
+        inputs, targets, pos = _tag_lines(lines, path, pos_input)
     if not inputs:
         raise DataError(f"{path} holds no examples")
     labels = sorted({t for target in targets for t in ((target,) if kind == "classify" else target)})
-    train, val, test = _seeded_split(inputs, targets)
+    train, val, test = _seeded_split(inputs, targets, pos)
     return TaskExamples(train, val, test, tuple(labels), series=False)
 
 
@@ -169,21 +184,25 @@ def _classify_lines(lines: list[str], path: Path) -> tuple[list, list]:
     return inputs, targets
 
 
-def _tag_lines(lines: list[str], path: Path) -> tuple[list, list]:
-    inputs, targets, words, tags = [], [], [], []
+def _tag_lines(lines: list[str], path: Path, pos_input: bool = False) -> tuple[list, list, list | None]:
+    """Sentences of `word tag` lines (the tag last); with `pos_input`, `word POS tag` lines."""
+    inputs, targets, pos, words, tags, word_pos = [], [], [], [], [], []
     for number, line in enumerate([*lines, ""], 1):
         fields = line.split()
         if not fields:
             if words:
                 inputs.append(tuple(words))
                 targets.append(tuple(tags))
-            words, tags = [], []
+                pos.append(tuple(word_pos))
+            words, tags, word_pos = [], [], []
             continue
-        if len(fields) < 2:
-            raise DataError(f"{path}:{number}: expected 'word tag' (the tag last), got {line[:60]!r}")
+        if len(fields) < (3 if pos_input else 2):
+            wanted = "'word POS tag' (task.pos_input)" if pos_input else "'word tag' (the tag last)"
+            raise DataError(f"{path}:{number}: expected {wanted}, got {line[:60]!r}")
         words.append(fields[0])
         tags.append(fields[-1])
-    return inputs, targets
+        word_pos.append(fields[-2])
+    return inputs, targets, pos if pos_input else None
 
 
 def _series_file(path: Path) -> TaskExamples:
@@ -208,11 +227,13 @@ def _series_file(path: Path) -> TaskExamples:
 @dataclass(frozen=True)
 class Encoded:
     """A split ready for batching: `inputs` ids (T,) int64 or series (T, F) float32; `targets`
-    class indices, or tag indices per word (W,); `words` each word's last token position (W,)."""
+    class indices, or tag indices per word (W,); `words` each word's last token position (W,);
+    `pos` each token's word's POS index (T,), with task.pos_input."""
 
     inputs: list[np.ndarray]
     targets: list
     words: list[np.ndarray] | None = None
+    pos: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -243,9 +264,17 @@ def encode_words(tokenizer, words: Sequence[str], max_len: int) -> tuple[np.ndar
     return np.asarray(ids, dtype=np.int64), np.asarray(ends, dtype=np.int64)
 
 
+def token_pos(ends: np.ndarray, tags: Sequence[str], index: dict[str, int]) -> np.ndarray:
+    """Each token's word's POS index (T,): `ends` the words' last token positions, `index` the run's
+    POS tags (1-based; an unknown tag is 0)."""
+    counts = np.diff(np.concatenate([[-1], ends]))  # tokens per word
+    return np.repeat(np.asarray([index.get(t, 0) for t in tags[:len(ends)]], dtype=np.int64), counts)
+
+
 def encode(examples: Labelled, *, kind: str, labels: Sequence[str], tokenizer, max_len: int,
-           with_targets: bool = True) -> Encoded:
-    """`examples` as model inputs (see the module docstring); targets become label indices."""
+           with_targets: bool = True, pos_tags: Sequence[str] = ()) -> Encoded:
+    """`examples` as model inputs (see the module docstring); targets become label indices, and
+    the examples' POS tags (if any) indices into `pos_tags`, from 1."""
     index = {label: i for i, label in enumerate(labels)}
 
     def label_of(name: str) -> int:
@@ -264,7 +293,11 @@ def encode(examples: Labelled, *, kind: str, labels: Sequence[str], tokenizer, m
     if with_targets:
         targets = [np.asarray([label_of(t) for t in tags[:len(ends)]], dtype=np.int64)
                    for (_, ends), tags in zip(pairs, examples.targets)]
-    return Encoded([ids for ids, _ in pairs], targets, [ends for _, ends in pairs])
+    pos = None
+    if examples.pos is not None:
+        pos_index = {tag: i + 1 for i, tag in enumerate(pos_tags)}
+        pos = [token_pos(ends, tags, pos_index) for (_, ends), tags in zip(pairs, examples.pos)]
+    return Encoded([ids for ids, _ in pairs], targets, [ends for _, ends in pairs], pos)
 
 
 def collate(encoded: Encoded, rows: Sequence[int]) -> tuple[dict[str, Tensor], Tensor | None]:
@@ -282,6 +315,11 @@ def collate(encoded: Encoded, rows: Sequence[int]) -> tuple[dict[str, Tensor], T
         values[b, :len(x)] = torch.from_numpy(np.asarray(x))
         mask[b, :len(x)] = True
     inputs = {key: values, "mask": mask}
+    if encoded.pos is not None:
+        pos = torch.zeros(len(items), T, dtype=torch.long)  # (B, T), 0 on padding
+        for b, i in enumerate(rows):
+            pos[b, :len(encoded.pos[i])] = torch.from_numpy(encoded.pos[i])
+        inputs["pos_ids"] = pos
     targets = None
     if encoded.words is not None:
         ends = [encoded.words[i] for i in rows]

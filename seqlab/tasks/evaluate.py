@@ -57,7 +57,7 @@ def evaluate_task(run_dir: str | Path, *, split: str = "val", device: str = "cpu
     use_threads(config.train.threads, params=sum(p.numel() for p in model.parameters()),
                 tokens=batch_size * max_tokens(config))
     encoded = encode(examples, kind=info.kind, labels=info.labels, tokenizer=tokenizer, max_len=max_tokens(config),
-                     with_targets=False)
+                     with_targets=False, pos_tags=info.pos)
     predicted = predict_encoded(model, encoded, batch_size)
     result: dict = {"data": config.task.data, "split": split, "examples": len(examples)}
     if info.kind == "classify":
@@ -121,7 +121,8 @@ def parse_series(text: str, features: int) -> np.ndarray:
 
 def predict_text(run_dir: str | Path, text: str, *, device: str = "cpu") -> dict:
     """What a task run says of one input: {"label", "probability", "probabilities"} for a
-    classifier, {"words", "tags"} for a tagger (the text split at white space)."""
+    classifier, {"words", "tags"} for a tagger (the text split at white space; a tagger that reads
+    POS tags takes each word as WORD/POS, split at its last slash)."""
     if not text.strip():
         raise SeqlabError("predict needs a non-empty --text")
     model, tokenizer, config, info = load_task_run(run_dir, device)
@@ -135,8 +136,15 @@ def predict_text(run_dir: str | Path, text: str, *, device: str = "cpu") -> dict
         return {"label": info.labels[best], "probability": probabilities[best],
                 "probabilities": dict(zip(info.labels, probabilities))}
     words = tuple(text.split())
-    encoded = encode(Labelled([words], []), kind="tag", labels=info.labels, tokenizer=tokenizer, max_len=length,
-                     with_targets=False)
+    pos = None
+    if info.pos:
+        pairs = [word.rpartition("/") for word in words]
+        if any(not w or not p for w, _, p in pairs):
+            raise SeqlabError(f"{Path(run_dir).name} reads each word's POS tag: write the words as WORD/POS, "
+                              f"as in 'He/PRP reckons/VBZ'")
+        words, pos = tuple(w for w, _, _ in pairs), (tuple(p for _, _, p in pairs),)
+    encoded = encode(Labelled([words], [], pos), kind="tag", labels=info.labels, tokenizer=tokenizer, max_len=length,
+                     with_targets=False, pos_tags=info.pos)
     row = predict_encoded(model, encoded)[0]
     tags = [info.labels[i] for i in row] + [info.fill] * (len(words) - len(row))
     return {"words": list(words), "tags": tags}

@@ -4,7 +4,8 @@ A task run directory holds what a language model's does (config.toml, tokenizer.
 model.safetensors, state/, metrics.csv, loss.png), and:
 
     labels.json            the task's kind, its labels in order, the series' features (0 for text),
-                           and the tag given to words cut off by task.max_len
+                           the tag given to words cut off by task.max_len, and the POS tags read
+                           as input (task.pos_input) in index order
     adapters.safetensors   LoRA runs: the adapters and the new head alone, which `load_task_run`
                            puts onto the base run that train.init_from names
     confusion-SPLIT.png    written by `seqlab eval`
@@ -50,11 +51,12 @@ class TaskInfo:
     labels: tuple[str, ...]
     features: int = 0  # F of a series run; 0: token ids
     fill: str = ""  # the tag of words cut off by task.max_len (the most frequent training tag)
+    pos: tuple[str, ...] = ()  # task.pos_input: the POS tags read with the words (index i + 1 is pos[i])
 
     def save(self, run_dir: Path) -> None:
         atomic_write_text(Path(run_dir) / LABELS_FILE, json.dumps(
-            {"kind": self.kind, "labels": list(self.labels), "features": self.features, "fill": self.fill},
-            ensure_ascii=False, indent=1) + "\n")
+            {"kind": self.kind, "labels": list(self.labels), "features": self.features, "fill": self.fill,
+             "pos": list(self.pos)}, ensure_ascii=False, indent=1) + "\n")
 
     @classmethod
     def read(cls, run_dir: Path) -> TaskInfo:
@@ -62,7 +64,7 @@ class TaskInfo:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             return cls(str(data["kind"]), tuple(str(x) for x in data["labels"]), int(data["features"]),
-                       str(data.get("fill", "")))
+                       str(data.get("fill", "")), tuple(str(x) for x in data.get("pos", ())))
         except FileNotFoundError:
             raise CheckpointError(f"{path} is missing: a task run keeps its labels there") from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -133,14 +135,16 @@ def build_task_model(config: Config, info: TaskInfo, vocab_size: int) -> TaskMod
     task = config.task
     backbone = family.build_model(config.model, vocab_size)
     return TaskModel(backbone, family.hidden, config.model, kind=info.kind, n_labels=len(info.labels),
-                     pooling=task.pooling, crf=task.crf, bidirectional=task.bidirectional, n_features=info.features)
+                     pooling=task.pooling, crf=task.crf, bidirectional=task.bidirectional, n_features=info.features,
+                     n_pos=len(info.pos))
 
 
 def _info(config: Config, examples: TaskExamples) -> TaskInfo:
     fill = ""
     if config.task.kind == "tag":
         fill = Counter(tag for tags in examples.train.targets for tag in tags).most_common(1)[0][0]
-    return TaskInfo(config.task.kind, examples.labels, examples.n_features, fill)
+    pos = tuple(sorted({t for tags in examples.train.pos for t in tags})) if examples.train.pos is not None else ()
+    return TaskInfo(config.task.kind, examples.labels, examples.n_features, fill, pos)
 
 
 class _AdapterCallback(Callback):
@@ -165,7 +169,7 @@ def train_task(config: Config, run_dir: Path, claim: rundir.RunClaim, *, continu
                               f"--overwrite")
     length = max_tokens(config)
     encoded = {split: encode(examples.split(split), kind=info.kind, labels=info.labels, tokenizer=tokenizer,
-                             max_len=length) for split in ("train", "val")}
+                             max_len=length, pos_tags=info.pos) for split in ("train", "val")}
     batches = TaskBatches(encoded["train"], encoded["val"], config.train.batch_size)
     torch.manual_seed(generator_seed(config.train.seed))
     model = build_task_model(config, info, tokenizer.vocab_size if tokenizer is not None else 1)

@@ -124,6 +124,38 @@ def test_a_bidirectional_crf_tagger_learns_chunks_in_context(work, capsys):
                                                "cat/I-NP"]
 
 
+def write_pos_chunks(path, n=300, seed=SEED):
+    """`word POS chunk` lines where the words are drawn at random, independent of everything: only
+    the POS column tells the chunks (DT opens a noun phrase, VB a verb phrase, JJ and NN continue)."""
+    rng = random.Random(seed)
+    vocabulary = [f"w{i}" for i in range(40)]
+    blocks = []
+    for _ in range(n):
+        rows = []
+        for phrase in ("NP", "VP", "NP"):
+            tags = ["VB"] if phrase == "VP" else ["DT", *(["JJ"] * rng.randint(0, 2)), "NN"]
+            for i, pos in enumerate(tags):
+                rows.append(f"{rng.choice(vocabulary)} {pos} {'B' if i == 0 else 'I'}-{phrase}")
+        blocks.append("\n".join(rows))
+    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_chunker_reads_the_pos_column_as_input(work, capsys):
+    data = write_pos_chunks(work / "pos-chunks.txt")
+    config = write_config(work / "tag.toml", model='family = "lstm"\nn_layer = 1\nd_model = 24',
+                          task=f'kind = "tag"\ndata = "{data}"\ncrf = true\nbidirectional = true\npos_input = true')
+    run = str(work / "chunker")
+    assert main(["train", config, "--out", run, "--no-progress"]) == 0
+    labels = json.loads((work / "chunker" / "labels.json").read_text())
+    assert labels["pos"] == ["DT", "JJ", "NN", "VB"]
+    result = eval_json(capsys, run, "--split", "test")
+    assert result["accuracy"] > 0.95 and result["f1"] > 0.9, result
+    assert main(["predict", run, "--text", "w3/DT w9/NN w1/VB w7/DT w2/JJ w5/NN"]) == 0
+    assert capsys.readouterr().out.split() == ["w3/B-NP", "w9/I-NP", "w1/B-VP", "w7/B-NP", "w2/I-NP", "w5/I-NP"]
+    assert "WORD/POS" in one_line_error(capsys, main(["predict", run, "--text", "w3 w9 w1"]))
+
+
 def test_series_are_classified_through_the_same_path(work, capsys):
     data = write_series(work / "series.npz")
     config = write_config(work / "series.toml", model='family = "transformer"\nn_layer = 1\nn_head = 2\n'
@@ -150,6 +182,8 @@ BAD = [
     ('family = "gru"', 'kind = "classify"\ndata = "DATA"', '[finetune]\nmethod = "lora"\n', "train.init_from"),
     ('family = "gru"', 'kind = "classify"\ndata = "nowhere.tsv"', "", "neither a labelled set"),
     ('family = "gru"', 'kind = "classify"\ndata = "DATA"', '[finetune]\nrank = 0\n', "finetune.rank"),
+    ('family = "gru"', 'kind = "classify"\ndata = "DATA"\npos_input = true', "", "task.pos_input"),
+    ('family = "gru"', 'kind = "tag"\ndata = "conll2000"\ncolumn = "pos"\npos_input = true', "", "task.pos_input"),
 ]
 
 
