@@ -2,20 +2,26 @@
 
 Seven kinds; all but ``hf`` are trained here:
 
-- ``char``: one id per character of the training text (char-rnn, nanoGPT's shakespeare_char);
+- ``char``: one id per character of the training text (char-rnn, nanoGPT's shakespeare_char),
+  exact for every text with byte fallback;
 - ``byte``: one id per UTF-8 byte, 256 ids, nothing to learn (ByT5; byte-level BPE's alphabet);
 - ``bpe``: byte-level BPE (GPT-2), trained with the Hugging Face ``tokenizers`` library;
 - ``wordpiece``: byte-level WordPiece (BERT's greedy longest-match pieces), exact for every text;
 - ``unigram``: byte-level Unigram (SentencePiece's default model), exact for every text;
 - ``word``: the most frequent words and punctuation marks plus ``<unk>`` (classic translation
-  models); its round trip is exact only for text spaced the way it decodes (see ``word``);
+  models); exact for every text with byte fallback, else only for text spaced the way it decodes
+  (see ``word``);
 - ``hf``: any Hugging Face ``tokenizer.json`` (a pretrained model's own), never trained here; its
   round trip is only as exact as that tokenizer's.
 
-    tok = train_tokenizer("char", text)
+    tok = train_tokenizer("char", text, byte_fallback=True)
     tok.save(run_dir / "tokenizer.json")
     tok = load_tokenizer(run_dir / "tokenizer.json")
     assert tok.decode(tok.encode(text)) == text
+
+Byte fallback (``seqlab.tokenizers.fallback``) gives char and word 256 byte tokens for what their
+vocabulary cannot spell; the byte-level kinds (byte, bpe, wordpiece, unigram) need none. A config's
+``tokenizer.byte_fallback`` is true unless it says otherwise; ``train_tokenizer`` takes it as given.
 """
 
 from __future__ import annotations
@@ -55,21 +61,22 @@ def _unknown_kind(kind: object) -> TokenizerError:
 
 
 def train_tokenizer(kind: str, text: str, *, vocab_size: int = 512,
-                    unknown_token: bool = False) -> Tokenizer:
+                    unknown_token: bool = False, byte_fallback: bool = False) -> Tokenizer:
     """A tokenizer of ``kind`` fitted to ``text``.
 
     ``vocab_size`` is used by bpe (the 256 bytes plus the merges to learn), wordpiece and unigram
-    (the whole vocabulary, its byte pieces included) and word (the cap on specials plus words); ``unknown_token`` by char only (byte and bpe cover every text; word
-    always has ``<unk>``).
+    (the whole vocabulary, its byte pieces included) and word (the cap on specials, words and byte
+    tokens); ``unknown_token`` by char only (byte and bpe cover every text; word always has ``<unk>``);
+    ``byte_fallback`` by char and word (the other kinds are byte-level already).
     """
     if kind == "char":
-        return CharTokenizer.train(text, unknown_token=unknown_token)
+        return CharTokenizer.train(text, unknown_token=unknown_token, byte_fallback=byte_fallback)
     if kind == "byte":
         return ByteTokenizer.train(text)
     if kind == "bpe":
         return BPETokenizer.train(text, vocab_size=vocab_size)
     if kind == "word":
-        return WordTokenizer.train(text, vocab_size=vocab_size)
+        return WordTokenizer.train(text, vocab_size=vocab_size, byte_fallback=byte_fallback)
     if kind == "wordpiece":
         return WordPieceTokenizer.train(text, vocab_size=vocab_size)
     if kind == "unigram":

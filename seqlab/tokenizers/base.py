@@ -62,6 +62,13 @@ class Tokenizer(ABC):
     def from_dict(cls, d: dict[str, Any]) -> Tokenizer:
         """Rebuild from ``to_dict()``; a malformed dict raises TokenizerError."""
 
+    @property
+    def byte_fallback_offset(self) -> int | None:
+        """The id of byte 0x00 when this tokenizer spells what its vocabulary lacks in UTF-8 bytes
+        (``seqlab.tokenizers.fallback``: ids ``offset`` … ``offset + 255`` are the bytes 0x00 …
+        0xFF); None for a kind without byte fallback, or one built without it."""
+        return None
+
     def safe_cut(self, text: str, limit: int) -> int:
         """The last place ``i`` with ``0 < i <= limit`` where ``text`` (and whatever follows it)
         can be cut without changing its ids: ``encode(text[:i]) + encode(rest) == encode(text +
