@@ -358,6 +358,43 @@ def _add_pos(experiments) -> None:
     pos.set_defaults(handler=_pos)
 
 
+def _task_experiment(args: argparse.Namespace, overrides: list[str]) -> int:
+    from seqlab.experiments.tasks import render_table, run_experiment, write_reports
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
+    columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
+    out = args.out or f"runs/{args.name}"
+    results = run_experiment(args.name, out=out, steps=args.steps, folds=args.folds, rows=rows, columns=columns,
+                             resume=args.resume, progress=not args.no_progress)
+    print(render_table(args.name, results))
+    print("\nsaved " + ", ".join(str(p) for p in write_reports(args.name, results, out)))
+    return 0
+
+
+def _add_task_experiments(experiments) -> None:
+    from seqlab.experiments.tasks import EXPERIMENTS
+    helps = {"sentiment": "MR sentence polarity: the families, from scratch and fine-tuned, beside Kim 2014",
+             "tagging": "CoNLL-2000 POS and chunks, UD EWT UPOS: HMM, BiLSTM(-CRF), Transformer, fine-tuned",
+             "mnist1d": "every neural family on MNIST-1D beside the paper's table"}
+    for name, experiment in EXPERIMENTS.items():
+        rows = ", ".join(dict.fromkeys(r.row for r in experiment.recipes))
+        parser = experiments.add_parser(name, help=helps[name], epilog=f"rows: {rows}")
+        parser.add_argument("--out", help=f"one run per row in OUT/ROW, and the reports (default runs/{name})")
+        parser.add_argument("--steps", type=int, help="training steps of every row and pre-training (default: "
+                                                      "each recipe's own; small values make a quick version)")
+        if name == "sentiment":
+            parser.add_argument("--folds", type=int, default=10, help="cross-validate on the first N of the 10 "
+                                                                       "folds (default 10; 0: the seeded split)")
+        else:
+            parser.set_defaults(folds=0)
+        parser.add_argument("--rows", help="comma-separated rows to run (default: all)")
+        names = ", ".join(c for c, _ in experiment.columns)
+        parser.add_argument("--columns", help=f"comma-separated data sets to run: {names} (default: all)")
+        parser.add_argument("--resume", action="store_true", help="reuse the finished runs in --out with the "
+                                                                  "same config, continue unfinished ones")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+        parser.set_defaults(handler=_task_experiment)
+
+
 def _add_parens(experiments) -> None:
     from seqlab.experiments.parens import MODELS, ParensSetup
     parens = experiments.add_parser(
@@ -502,7 +539,8 @@ def _tokenize(args: argparse.Namespace, overrides: list[str]) -> int:
     from seqlab import pieces
     if args.fertility is not None:
         from seqlab.experiments.tables import text_table
-        rows, setup = pieces.fertility(args.fertility or args.corpus, vocab_size=args.vocab_size)
+        rows, setup = pieces.fertility(args.fertility or args.corpus, vocab_size=args.vocab_size,
+                                       byte_fallback=not args.no_byte_fallback)
         print(setup)
         print("\n".join(text_table(["kind", "vocab", "tokens", "tokens/word", "bytes/token", "exact"], [
             [r.kind, str(r.vocab_size), f"{r.tokens:,}", f"{r.tokens_per_word:.3f}", f"{r.bytes_per_token:.3f}",
@@ -510,7 +548,8 @@ def _tokenize(args: argparse.Namespace, overrides: list[str]) -> int:
         return 0
     if args.target is None or args.text is None:
         raise SeqlabError("tokenize needs RUN|KIND and TEXT (or --fertility [CORPUS])")
-    tokenizer, what = pieces.tokenizer_for(args.target, corpus=args.corpus, vocab_size=args.vocab_size)
+    tokenizer, what = pieces.tokenizer_for(args.target, corpus=args.corpus, vocab_size=args.vocab_size,
+                                           byte_fallback=not args.no_byte_fallback)
     result = pieces.cut(tokenizer, args.text)
     print(f"{what} (vocab {tokenizer.vocab_size:,})")
     import os
@@ -531,6 +570,10 @@ def _add_tokenize(commands) -> None:
                           help=f"what a KIND is trained on (default {DEFAULT_CORPUS})")
     tokenize.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE,
                           help=f"of a trained KIND (default {DEFAULT_VOCAB_SIZE})")
+    tokenize.add_argument("--no-byte-fallback", action="store_true",
+                          help="a trained char or word KIND without its 256 byte tokens, as tokenizer.byte_fallback "
+                               "= false: unseen characters are <unk> (char), unknown words <unk> and spacing "
+                               "normalised (word)")
     tokenize.add_argument("--plain", action="store_true", help="pieces separated by | instead of coloured")
     tokenize.add_argument("--fertility", nargs="?", const="", metavar="CORPUS",
                           help="tokens per word and bytes per token of every kind on held-out text of CORPUS "
@@ -679,6 +722,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_llm_table(experiments)
     _add_parens(experiments)
     _add_pos(experiments)
+    _add_task_experiments(experiments)
 
     presets = commands.add_parser("presets", help="the shipped presets: family, parameters, steps, time, description",
                                   epilog="`seqlab presets show NAME` prints a preset's resolved config as TOML")
