@@ -8,7 +8,12 @@ lectures show with "Hi, class हैलो क्लास 同学们好".
 
 A piece that is not a whole UTF-8 character on its own (byte-level tokenizers cut inside a
 character) is shown as its bytes, ``<0xE0><0xA4>``; whitespace other than a space and control
-characters as ``<U+000A>``.
+characters as ``<U+000A>``. A byte token of byte fallback (char and word: what the vocabulary
+cannot spell) is always shown as its byte, ``<0x20>`` for a spelled space, so that it is told apart
+from the vocabulary's own pieces.
+
+A KIND is trained with the settings a new config gets (``tokenizer.byte_fallback = true`` for char
+and word); ``byte_fallback=False`` trains the vocabulary alone (char: an unseen character is ``<unk>``).
 """
 
 from __future__ import annotations
@@ -25,25 +30,26 @@ from seqlab.tokenizers.base import printable
 TRAINED_KINDS = ("char", "byte", "bpe", "wordpiece", "unigram", "word")
 DEFAULT_CORPUS = "shakespeare"
 DEFAULT_VOCAB_SIZE = 1024
+BYTE_FALLBACK = TokenizerConfig.byte_fallback  # a new config's: char and word spell what they lack in bytes
 FIT_CHARS = 1_000_000  # the head of the corpus a tokenizer learns from
 SAMPLE_CHARS = 100_000  # the held-out text fertility is measured on
 # Background colours of the pieces in a terminal (256-colour palette: pastel, black text on them).
 COLOURS = (153, 187, 224, 194, 223, 189)
 
 
-def tokenizer_for(target: str, *, corpus: str = DEFAULT_CORPUS, vocab_size: int = DEFAULT_VOCAB_SIZE
-                  ) -> tuple[Tokenizer, str]:
+def tokenizer_for(target: str, *, corpus: str = DEFAULT_CORPUS, vocab_size: int = DEFAULT_VOCAB_SIZE,
+                  byte_fallback: bool = BYTE_FALLBACK) -> tuple[Tokenizer, str]:
     """The tokenizer of the run ``target``, or one of kind ``target`` trained on the head of
     ``corpus``; with a line describing it."""
     if target in TRAINED_KINDS:  # settings checked as [tokenizer] checks them, before any corpus is read
-        TokenizerConfig(kind=target, vocab_size=vocab_size)  # type: ignore[arg-type]
+        TokenizerConfig(kind=target, vocab_size=vocab_size, byte_fallback=byte_fallback)  # type: ignore[arg-type]
     if target == "byte":
         return train_tokenizer("byte", ""), "byte tokenizer (the 256 bytes of UTF-8, nothing learned)"
     if target in TRAINED_KINDS:
         text = _head(corpus, FIT_CHARS)
-        # char: a character the corpus lacks is <unk> (shown as U+FFFD), not an error.
-        tokenizer = train_tokenizer(target, text, vocab_size=vocab_size, unknown_token=target == "char")
-        return tokenizer, f"{target} tokenizer trained on {len(text):,} characters of {corpus}"
+        tokenizer = _train(target, text, vocab_size, byte_fallback)
+        fallback = " with byte fallback" if tokenizer.byte_fallback_offset is not None else ""
+        return tokenizer, f"{target} tokenizer{fallback} trained on {len(text):,} characters of {corpus}"
     if Path(target).is_dir():
         from seqlab.runs import read_tokenizer
         tokenizer = read_tokenizer(Path(target))
@@ -70,11 +76,20 @@ class Cut:
         return self.n_bytes / len(self.ids) if self.ids else 0.0
 
 
+def _train(kind: str, text: str, vocab_size: int, byte_fallback: bool) -> Tokenizer:
+    """A tokenizer of ``kind`` fitted to ``text``; char without byte fallback maps a character the
+    text lacks to <unk> (shown as U+FFFD), not to an error."""
+    return train_tokenizer(kind, text, vocab_size=vocab_size, byte_fallback=byte_fallback,
+                           unknown_token=kind == "char" and not byte_fallback)
+
+
 def cut(tokenizer: Tokenizer, text: str) -> Cut:
     """``text`` cut by ``tokenizer``."""
     ids = tokenizer.encode(text)
     continues = getattr(tokenizer, "continues", None)  # WordPiece marks its continuation pieces
-    pieces = [("##" if continues and continues[i] else "") + piece_text(tokenizer.decode_bytes([i])) for i in ids]
+    offset = tokenizer.byte_fallback_offset
+    pieces = [f"<0x{i - offset:02X}>" if offset is not None and i >= offset else
+              ("##" if continues and continues[i] else "") + piece_text(tokenizer.decode_bytes([i])) for i in ids]
     return Cut(text, ids, pieces, tokenizer.decode(ids) == text)
 
 
@@ -115,11 +130,12 @@ class Fertility:
 
 
 def fertility(corpus: str = DEFAULT_CORPUS, *, kinds: tuple[str, ...] = TRAINED_KINDS,
-              vocab_size: int = DEFAULT_VOCAB_SIZE) -> tuple[list[Fertility], str]:
+              vocab_size: int = DEFAULT_VOCAB_SIZE, byte_fallback: bool = BYTE_FALLBACK
+              ) -> tuple[list[Fertility], str]:
     """Each kind trained on the first 90% of ``corpus`` (at most ``FIT_CHARS``) and measured on the
     first ``SAMPLE_CHARS`` of the rest; words are whitespace-separated. With a line on the setup."""
     for kind in kinds:
-        TokenizerConfig(kind=kind, vocab_size=vocab_size)  # type: ignore[arg-type]
+        TokenizerConfig(kind=kind, vocab_size=vocab_size, byte_fallback=byte_fallback)  # type: ignore[arg-type]
     data = load_corpus(corpus)
     split = int(data.n_chars * 0.9)
     train = "".join(data.chunks(start=max(0, split - FIT_CHARS), stop=split))
@@ -128,14 +144,15 @@ def fertility(corpus: str = DEFAULT_CORPUS, *, kinds: tuple[str, ...] = TRAINED_
         raise SeqlabError(f"corpus {corpus} is too short to hold out text for measuring fertility")
     rows = []
     for kind in kinds:
-        # char: unseen characters of the held-out text map to <unk> (the table's "exact" says so).
-        tokenizer = (train_tokenizer(kind, train, unknown_token=True) if kind == "char"
-                     else train_tokenizer(kind, train, vocab_size=vocab_size))
+        # char without byte fallback: unseen characters of the held-out text map to <unk> (the table's
+        # "exact" says so).
+        tokenizer = _train(kind, train, vocab_size, byte_fallback)
         ids = tokenizer.encode(sample)
         rows.append(Fertility(kind, tokenizer.vocab_size, len(ids), len(sample.split()),
                               len(sample.encode("utf-8")), tokenizer.decode(ids) == sample))
     setup = (f"{corpus}: trained on {len(train):,} characters, measured on the next {len(sample):,} "
-             f"({len(sample.split()):,} words); vocab_size {vocab_size} where the kind learns one")
+             f"({len(sample.split()):,} words); vocab_size {vocab_size} where the kind learns one; "
+             f"char and word {'with' if byte_fallback else 'without'} byte fallback")
     return rows, setup
 
 

@@ -116,6 +116,18 @@ def test_tokenize_a_run_and_a_trained_kind(run, corpus, capsys) -> None:
         assert "##" in pieces if kind == "wordpiece" else "##" not in pieces
 
 
+def test_tokenize_shows_byte_fallback_pieces_as_bytes(corpus, capsys) -> None:
+    for kind, first in (("char", "<0x48>|i|<0x2C>| |c|l|a|s|s| |<0xE0>|<0xA4>|<0xB9>"),
+                        ("word", "<0x48>|<0x69>|<0x2C>")):
+        code, out, _ = run_cli(capsys, "tokenize", kind, LECTURE, "--corpus", str(corpus), "--plain")
+        assert code == 0 and "round trip exact" in out and "with byte fallback" in out.splitlines()[0], kind
+        assert out.splitlines()[1].startswith(first), out
+        code, out, _ = run_cli(capsys, "tokenize", kind, LECTURE, "--corpus", str(corpus), "--no-byte-fallback")
+        assert code == 0 and "round trip NOT exact" in out and "<0x" not in out, kind
+    code, out, _ = run_cli(capsys, "tokenize", "word", "the  king,", "--corpus", str(corpus), "--plain")
+    assert out.splitlines()[1] == "the|<0x20>|<0x20>|king|<0x2C>"  # spacing decode would not give back
+
+
 def test_colour_pieces_reassemble_the_text() -> None:
     tok = train_tokenizer("bpe", "the king walked " * 20, vocab_size=270)
     result = cut(tok, "the king walked")
@@ -131,8 +143,12 @@ def test_fertility_table_is_deterministic(corpus, capsys) -> None:
     rows = {line.split()[0]: line.split() for line in first.splitlines()[3:]}
     assert list(rows) == ["char", "byte", "bpe", "wordpiece", "unigram", "word"]
     assert float(rows["byte"][4]) == 1.0  # bytes per token
-    assert all(rows[k][5] == "yes" for k in ("byte", "bpe", "wordpiece", "unigram"))
+    assert all(row[5] == "yes" for row in rows.values())  # char and word with byte fallback too
     assert run_cli(capsys, "tokenize", "--fertility", str(corpus), "--vocab-size", "600")[1] == first
+    code, out, _ = run_cli(capsys, "tokenize", "--fertility", str(corpus), "--vocab-size", "600", "--no-byte-fallback")
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[3:]}
+    assert code == 0 and "without byte fallback" in out and rows["word"][5] == "no"
+    assert int(rows["char"][1]) - 1 + 256 == int(first.splitlines()[3].split()[1])  # <unk> instead of the bytes
 
 
 def test_tokenize_one_line_errors(capsys) -> None:
@@ -142,3 +158,5 @@ def test_tokenize_one_line_errors(capsys) -> None:
         *run_cli(capsys, "tokenize", "wordpiece", "x", "--vocab-size", "300")[::2])
     assert "at least 513 for a wordpiece" in error_line(*run_cli(capsys, "tokenize", "--fertility", "--vocab-size",
                                                                  "300")[::2])
+    assert "at least 260 for a word tokenizer with byte_fallback" in error_line(
+        *run_cli(capsys, "tokenize", "word", "x", "--vocab-size", "259")[::2])

@@ -7,7 +7,11 @@ Both are written with the `tokenizers` library's own pieces, and give the same i
   BPE starts from the code points of its input and merges nothing, so each character becomes its
   id (`CharTokenizer`'s id order); the `Fuse` decoder joins the pieces with nothing between them. A
   run trained with `unknown_token` gets `<unk>` as its last id, as in seqlab (where it decodes to
-  U+FFFD; in `transformers` to "<unk>").
+  U+FFFD; in `transformers` to "<unk>"). A run with byte fallback gets the BPE model's own
+  `byte_fallback` (as LLaMA's tokenizer.json has it): the byte tokens `<0x00>` … `<0xFF>` with
+  seqlab's ids, which an unseen character is encoded to, and the `ByteFallback` decoder before `Fuse`
+  turning them back into text, so every text gets seqlab's ids and decodes as in seqlab. (With no
+  merges, BPE never joins the characters of a text such as `<0x41>` into a byte token.)
 - **byte**: GPT-2's byte-level scheme without merges: the `ByteLevel` pre-tokenizer (no prefix space,
   no splitting regex) maps each UTF-8 byte b to GPT-2's printable stand-in for b, which has id b.
 
@@ -26,6 +30,7 @@ from typing import Any
 
 from seqlab.errors import TokenizerError
 from seqlab.tokenizers import ByteTokenizer, CharTokenizer, Tokenizer
+from seqlab.tokenizers.fallback import byte_token_strings
 
 UNKNOWN = "<unk>"
 
@@ -46,8 +51,12 @@ def tokenizer_json(tokenizer: Tokenizer) -> dict[str, Any]:
         if tokenizer.unknown_token:
             vocab[UNKNOWN] = tokenizer.unknown_id
             unk = UNKNOWN
-        hf = HFTokenizer(models.BPE(vocab=vocab, merges=[], unk_token=unk))
-        hf.decoder = decoders.Fuse()
+        offset = tokenizer.byte_fallback_offset
+        if offset is not None:
+            vocab.update({name: offset + b for b, name in enumerate(byte_token_strings())})
+        hf = HFTokenizer(models.BPE(vocab=vocab, merges=[], unk_token=unk, byte_fallback=offset is not None))
+        hf.decoder = decoders.Fuse() if offset is None else decoders.Sequence([decoders.ByteFallback(),
+                                                                               decoders.Fuse()])
     elif isinstance(tokenizer, ByteTokenizer):
         stand_in = byte_stand_ins()
         hf = HFTokenizer(models.BPE(vocab={stand_in[b]: b for b in range(256)}, merges=[]))

@@ -50,7 +50,9 @@ def import_hf_run(hf_dir: str | Path, out: str | Path, *, tokenizer_file: str | 
             raise TokenizerError(f"the tokenizer has {tokenizer.vocab_size} ids but the model's vocabulary "
                                  f"{model.vocab_size}; use the tokenizer the model was trained with")
         run.start(fresh=True)
-        write_run_files(out, Config(tokenizer=TokenizerConfig(kind=tokenizer.kind), model=model.config), tokenizer)
+        settings = TokenizerConfig(kind=tokenizer.kind, unknown_token=getattr(tokenizer, "unknown_token", False),
+                                   byte_fallback=getattr(tokenizer, "byte_fallback", True))
+        write_run_files(out, Config(tokenizer=settings, model=model.config), tokenizer)
         save_weights(model, out / "model.safetensors", {"source": f"hf:{hf_dir.name}"})
     return out
 

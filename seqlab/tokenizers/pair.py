@@ -39,6 +39,10 @@ class PairTokenizer(Tokenizer):
     def vocab_size(self) -> int:
         return self.target.vocab_size
 
+    @property
+    def byte_fallback_offset(self) -> int | None:
+        return self.target.byte_fallback_offset
+
     def encode_array(self, text: str) -> np.ndarray:
         return self.target.encode_array(text)
 

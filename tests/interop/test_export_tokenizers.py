@@ -39,6 +39,19 @@ def test_transformers_encodes_and_decodes_as_seqlab(tmp_path, make):
         assert theirs.decode(ids) == ours.decode(ids) == text
 
 
+def test_char_byte_fallback_exports_with_the_same_byte_ids(tmp_path):
+    # Trained on the first text only: the others have characters it spells in bytes.
+    ours = CharTokenizer.train(TEXTS[0], byte_fallback=True)
+    theirs = hf_tokenizer(tmp_path, ours)
+    assert len(theirs) == ours.vocab_size
+    for text in [*TEXTS, "Hi, class हैलो क्लास 同学们好", "<0x41> is text, not a byte",
+                 "👨\u200d👩\u200d👧 e\u0301"]:
+        ids = ours.encode(text)
+        assert theirs(text)["input_ids"] == ids
+        assert theirs.decode(ids) == ours.decode(ids) == text
+    assert theirs.convert_ids_to_tokens(ours.encode("é")) == ["<0xC3>", "<0xA9>"]
+
+
 def test_char_unknown_token_is_the_last_id(tmp_path):
     ours = CharTokenizer.train("abc ", unknown_token=True)
     theirs = hf_tokenizer(tmp_path, ours)
