@@ -100,7 +100,8 @@ def fit_tokenizer(config: Config, corpus: Corpus | str) -> Tokenizer:
     options = config.tokenizer
     kind = options.kind
     if kind == "char":
-        return CharTokenizer.train(corpus.chunks(), unknown_token=options.unknown_token)
+        return CharTokenizer.train(corpus.chunks(), unknown_token=options.unknown_token,
+                                   byte_fallback=options.byte_fallback)
     if kind == "byte":  # nothing to learn: the 256 bytes
         return train_tokenizer(kind, "")
     train_part, _ = split_corpus(corpus, config.data.val_fraction)
@@ -108,7 +109,7 @@ def fit_tokenizer(config: Config, corpus: Corpus | str) -> Tokenizer:
         log.info("fitting the %s tokenizer on the first %d of the %d training characters",
                  kind, TOKENIZER_FIT_CHARS, len(train_part))
     return train_tokenizer(kind, train_part.head(TOKENIZER_FIT_CHARS), vocab_size=options.vocab_size,
-                           unknown_token=options.unknown_token)
+                           unknown_token=options.unknown_token, byte_fallback=options.byte_fallback)
 
 
 def _resume_config(run_dir: Path, overrides: Sequence[str]) -> Config:

@@ -94,8 +94,13 @@ def read_config(run_dir: Path) -> Config:
         hint = f"; it holds runs: `seqlab runs {run_dir}` lists them" if runs else ""
         raise CheckpointError(f"{run_dir} is not a seqlab run directory (it has no config.toml){hint}")
     try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+        # A run written before tokenizer.byte_fallback existed has none: its tokenizer has no byte
+        # tokens, whatever the default of a new config is.
+        if isinstance(table.get("tokenizer", {}), dict):
+            table.setdefault("tokenizer", {}).setdefault("byte_fallback", False)
         # drop_foreign: runs written before settings were per family list every family's keys.
-        return build_config(tomllib.loads(path.read_text(encoding="utf-8")), str(path), drop_foreign=True)
+        return build_config(table, str(path), drop_foreign=True)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path} is damaged: {exc}") from None
     except ConfigError as exc:

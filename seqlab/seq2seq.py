@@ -101,13 +101,13 @@ def seq2seq_batches(config: Config, tokenizer: Tokenizer | None
 def fit_tokenizer(config: Config, pairs: Sequence[Pair]) -> Tokenizer:
     """One tokenizer fitted to both sides (`tokenizer.shared`), or a `PairTokenizer` of one per side;
     the target side always learns BOS and EOS."""
-    kind, size = config.tokenizer.kind, config.tokenizer.vocab_size
+    kind, size, fallback = config.tokenizer.kind, config.tokenizer.vocab_size, config.tokenizer.byte_fallback
     if config.tokenizer.shared:
-        return train_tokenizer(kind, pairs_text(pairs), vocab_size=size)
+        return train_tokenizer(kind, pairs_text(pairs), vocab_size=size, byte_fallback=fallback)
     sources = "".join(f"{s}{EOS}" for s, _ in pairs)
     targets = "".join(f"{BOS}{t}{EOS}" for _, t in pairs)
-    return PairTokenizer(train_tokenizer(kind, sources, vocab_size=size),
-                         train_tokenizer(kind, targets, vocab_size=size))
+    return PairTokenizer(train_tokenizer(kind, sources, vocab_size=size, byte_fallback=fallback),
+                         train_tokenizer(kind, targets, vocab_size=size, byte_fallback=fallback))
 
 
 def _encode(pairs: Sequence[Pair], tokenizer: Tokenizer, block_size: int) -> EncodedPairs:

@@ -42,7 +42,9 @@ def tiny(tmp_path_factory, word_corpus, tiny_toml):
     """(config path, a trained run directory, the cache folder) of a 1-layer char Transformer."""
     tmp = tmp_path_factory.mktemp("budget")
     config = tmp / "tiny.toml"
-    config.write_text(tiny_toml(word_corpus(tmp / "corpus.txt"), **TRAIN))
+    # The samples below are read as the corpus's characters: a vocabulary without byte tokens.
+    config.write_text(tiny_toml(word_corpus(tmp / "corpus.txt"), **TRAIN).replace('kind = "char"',
+                                                                                 'kind = "char"\nbyte_fallback = false'))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SEQLAB_CACHE", str(tmp / "cache"))
         run = api.train(config, out=tmp / "run", progress=False)

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from seqlab.cli import main
+from seqlab.runs import read_config, read_tokenizer
 
 TINY = """
 [data]
@@ -92,6 +93,29 @@ def test_train_eval_sample_info(workspace, capsys, kind):
     assert info["step"] == 20 and info["tokenizer"] == kind and info["parameters"] > 0
 
 
+def test_a_new_char_run_spells_what_its_corpus_lacks_in_bytes(workspace, capsys):
+    tmp, config = workspace
+    run = tmp / "run"
+    assert run_cli(capsys, "train", str(config), "--out", str(run), "--no-progress", "--train.max_steps=2")[0] == 0
+    assert read_config(run).tokenizer.byte_fallback and read_tokenizer(run).byte_fallback  # a new config's default
+    code, out, _ = run_cli(capsys, "sample", str(run), "--prompt", "Zürich 同学", "--max-new-tokens", "3")
+    assert code == 0 and out.startswith("Zürich 同学")
+
+
+def test_a_run_from_before_byte_fallback_reads_without_it(workspace, capsys):
+    tmp, config = workspace
+    run = tmp / "run"
+    run_cli(capsys, "train", str(config), "--out", str(run), "--no-progress", "--train.max_steps=2",
+            "--tokenizer.byte_fallback=false")
+    toml = (run / "config.toml").read_text(encoding="utf-8")
+    (run / "config.toml").write_text(toml.replace("byte_fallback = false\n", ""), encoding="utf-8")
+    assert "byte_fallback" not in (run / "config.toml").read_text(encoding="utf-8")
+    assert "byte_fallback" not in (run / "tokenizer.json").read_text(encoding="utf-8")
+    assert not read_config(run).tokenizer.byte_fallback and not read_tokenizer(run).byte_fallback
+    code, _, err = run_cli(capsys, "train", "--out", str(run), "--resume", "--no-progress", "--train.max_steps=3")
+    assert code == 0, err
+
+
 def test_resume_continues_to_a_later_max_steps(workspace, capsys):
     tmp, config = workspace
     run = tmp / "run"
@@ -147,13 +171,18 @@ def test_long_prompt_is_cropped_with_a_warning(workspace, capsys):
 
 def test_user_mistakes_are_one_line_errors(workspace, capsys):
     tmp, config = workspace
-    run = tmp / "run"
-    run_cli(capsys, "train", str(config), "--out", str(run), "--no-progress", "--train.max_steps=2")
+    run = tmp / "run"  # without byte tokens, so that a character the corpus lacks is an error
+    run_cli(capsys, "train", str(config), "--out", str(run), "--no-progress", "--train.max_steps=2",
+            "--tokenizer.byte_fallback=false")
     binary = tmp / "blob.bin"
     binary.write_bytes(bytes(range(256)) * 10)
     cases = [
         (("train", "no-such-preset"), "unknown preset"),
         (("train", str(config), "--model.n_layr=2", "--out", str(tmp / "x")), "did you mean 'n_layer'"),
+        (("train", str(config), "--tokenizer.byte_fallbak=false", "--out", str(tmp / "x")),
+         "did you mean 'byte_fallback'"),
+        (("train", str(config), "--tokenizer.unknown_token=true", "--out", str(tmp / "x")),
+         "set tokenizer.byte_fallback = false to keep <unk>"),
         (("train", str(config), "--data.corpus=" + str(tmp / "missing.txt"), "--out", str(tmp / "y")), "missing.txt"),
         (("train", str(config), "--data.corpus=" + str(binary), "--out", str(tmp / "z")), "binary"),
         (("sample", str(tmp / "nowhere")), "does not exist"),

@@ -150,6 +150,10 @@ def test_word_vector_family_through_the_verbs_that_apply(family, tmp_path, corpu
     assert json.loads(capsys.readouterr().out)["family"] == family
     assert main(["embed", run, "--neighbors", "the", "--top", "3"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) >= 3
+    model, tokenizer = seqlab.load(run)
+    offset = tokenizer.byte_fallback_offset  # a new config's: the lines' glued full stops are spelled in bytes
+    assert offset is not None and offset + 0x2E in tokenizer.encode("Tis.")
+    assert not model.known[offset:].any()  # bytes are not words: dropped as <unk> is
     for verb in (["sample", run, "--prompt", "the"], ["inspect", run, "--text", "the cat"]):
         line = one_line_error(capsys, main(verb))
         assert "word-vector" in line or family in line, line

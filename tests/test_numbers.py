@@ -318,7 +318,7 @@ def test_max_order_is_the_largest_that_fits_int64():
 
 def test_an_ngram_order_too_large_is_one_line_before_counting(workspace, capsys):
     tmp, _ = workspace
-    vocab_size = len(set((tmp / "corpus.txt").read_text(encoding="utf-8")))
+    vocab_size = len(set((tmp / "corpus.txt").read_text(encoding="utf-8"))) + 256  # its characters and byte tokens
     order = max_order(vocab_size) + 1
     line = error_line(*run_cli(capsys, "-q", "train", write_config(tmp, "ngram"), "--out", tmp / "run",
                                f"--model.order={order}"))

@@ -13,7 +13,8 @@ from seqlab.config import load_config
 TINY = ["model.family=encoder_decoder", "data.task=copy", "data.task_examples=2000", "data.task_max_len=4",
         "model.n_layer=1", "model.n_head=2", "model.d_model=32", "model.block_size=8", "train.max_steps=250",
         "train.batch_size=32", "train.lr=5e-3", "train.warmup_steps=10", "train.eval_every=0",
-        "train.checkpoint_every=0", "train.device=cpu", "train.sample_tokens=0"]
+        "train.checkpoint_every=0", "train.device=cpu", "train.sample_tokens=0",
+        "tokenizer.byte_fallback=false"]  # the task's alphabet alone: 256 byte tokens more take these models more steps
 
 
 def test_train_evaluate_and_sample_an_encoder_decoder(tmp_path, capsys):
@@ -95,6 +96,17 @@ def test_a_tokenizer_per_side_gives_each_side_its_own_vocabulary(tmp_path, capsy
     assert model.lm_head.out_features == tokenizer.vocab_size
     assert main(["translate", str(run_dir), "12+3"]) == 0
     assert set(capsys.readouterr().out.rstrip("\n")) <= set("0123456789\t")  # only target-side tokens
+
+
+def test_byte_fallback_gives_both_sides_byte_tokens(tmp_path, capsys):
+    overrides = [t for t in TINY if not t.startswith(("data.task=", "tokenizer.byte_fallback"))] + [
+        "data.task=addition", "tokenizer.shared=false", "data.task_max_len=4", "train.max_steps=2"]
+    run_dir = seqlab.train(load_config(None, overrides), out=tmp_path / "run", progress=False)
+    model, tokenizer = seqlab.load(run_dir)
+    assert tokenizer.byte_fallback_offset == tokenizer.target.byte_fallback_offset == tokenizer.vocab_size - 256
+    assert tokenizer.source.byte_fallback_offset == tokenizer.source.vocab_size - 256
+    assert model.encoder.tok_emb.num_embeddings == tokenizer.source.vocab_size
+    assert main(["translate", str(run_dir), "12+é"]) == 0  # an unseen character is its bytes, not an error
 
 
 @pytest.mark.parametrize("family", ["encoder_decoder", "rnn_seq2seq"])

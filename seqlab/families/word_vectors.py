@@ -8,7 +8,8 @@ the bits per character of `eval` do not apply to them. The vectors are saved as 
 (`word_vectors()` gives the (V, D) matrix users query).
 
 With the word tokenizer its special ids (the unknown word, TAB and newline) are never trained, and
-TAB and newline end a sentence (windows do not cross them); on lines (`data.sequences = "lines"`)
+TAB and newline end a sentence (windows do not cross them); with byte fallback its byte tokens (an
+unknown word or odd spacing spelled in bytes) are dropped as the unknown word is; on lines (`data.sequences = "lines"`)
 each line is a sentence. `train.epochs` (0: the family's default, 5 for word2vec as in word2vec.c
 and gensim, 25 for GloVe) counts passes over the training split; `train.threads` (0: the free
 cores) the worker threads; `train.seed` seeds the initial vectors and the sampling.
@@ -30,6 +31,7 @@ from seqlab.families.base import Family
 from seqlab.models.glove import GloVe, GloVeSchedule
 from seqlab.models.word2vec import Word2Vec, Word2VecSchedule
 from seqlab.seeds import generator_seed
+from seqlab.tokenizers.fallback import N_BYTES
 from seqlab.training.checkpoint import load_weights, save_weights
 from seqlab.training.threads import choose_threads
 
@@ -84,17 +86,23 @@ class GloVeConfig(ModelSettings):
         _require(self.sample >= 0, "model.sample", self.sample, "a number of at least 0")
 
 
-def _stream(config: Config, data: TokenData | LineData) -> tuple[np.ndarray, tuple[int, ...], int | None]:
+def _stream(config: Config, data: TokenData | LineData, vocab_size: int
+            ) -> tuple[np.ndarray, tuple[int, ...], int | None]:
     """The training ids as one stream, the ids that end a sentence, and the unknown id."""
-    if config.tokenizer.kind == "word":  # seqlab.tokenizers.word: ids 0, 1, 2 are <unk>, TAB, newline
+    word = config.tokenizer.kind == "word"
+    if word:  # seqlab.tokenizers.word: ids 0, 1, 2 are <unk>, TAB, newline
         breaks, unknown = (1, 2), 0
     else:
         breaks, unknown = (), None
     if isinstance(data, LineData):
         boundary = np.array([data.boundary], dtype=np.int64)
         ids = np.concatenate([piece for line in data.train for piece in (np.asarray(line, np.int64), boundary)])
-        return ids, tuple(sorted({*breaks, int(data.boundary)})), unknown
-    return np.asarray(data.train, dtype=np.int64), breaks, unknown
+        breaks = tuple(sorted({*breaks, int(data.boundary)}))
+    else:
+        ids = np.asarray(data.train, dtype=np.int64)
+    if word and config.tokenizer.byte_fallback:  # the last 256 ids are bytes: not words, dropped as <unk> is
+        ids = np.where(ids >= vocab_size - N_BYTES, unknown, ids)
+    return ids, breaks, unknown
 
 
 def _threads(config: Config, vocab_size: int) -> int:
@@ -103,7 +111,7 @@ def _threads(config: Config, vocab_size: int) -> int:
 
 def _fit_word2vec(config: Config, data: TokenData | LineData, vocab_size: int) -> Word2Vec:
     m = config.model
-    ids, breaks, unknown = _stream(config, data)
+    ids, breaks, unknown = _stream(config, data, vocab_size)
     schedule = Word2VecSchedule(architecture=m.architecture, window=m.window, negative=m.negative,
                                 min_count=m.min_count, sample=m.sample, alpha=m.alpha, min_alpha=m.min_alpha,
                                 epochs=config.train.epochs or WORD2VEC_EPOCHS, threads=_threads(config, vocab_size),
@@ -116,7 +124,7 @@ def _fit_word2vec(config: Config, data: TokenData | LineData, vocab_size: int) -
 
 def _fit_glove(config: Config, data: TokenData | LineData, vocab_size: int) -> GloVe:
     m = config.model
-    ids, breaks, unknown = _stream(config, data)
+    ids, breaks, unknown = _stream(config, data, vocab_size)
     schedule = GloVeSchedule(window=m.window, min_count=m.min_count, sample=m.sample, x_max=m.x_max, alpha=m.alpha,
                              eta=m.eta, epochs=config.train.epochs or GLOVE_EPOCHS,
                              threads=_threads(config, vocab_size), seed=generator_seed(config.train.seed) % 2**31)

@@ -111,8 +111,8 @@ def test_a_file_that_changes_after_loading_is_an_error(tmp_path: Path):
         "".join(corpus.chunks())
 
 
-def _trained(kind: str, text: str) -> Tokenizer:
-    return train_tokenizer(kind, text, vocab_size=300)
+def _trained(kind: str, text: str, byte_fallback: bool = False) -> Tokenizer:
+    return train_tokenizer(kind, text, vocab_size=300, byte_fallback=byte_fallback)
 
 
 @pytest.mark.parametrize("kind", ["char", "byte", "bpe", "word"])
@@ -161,7 +161,7 @@ def test_fitting_in_pieces_equals_fitting_the_text(tmp_path: Path, kind: str):
     text = _random_text(random.Random(SEED), 3000)
     corpus = load_corpus(str(_write(tmp_path / "corpus.txt", text)))
     config = load_config(None, [f"tokenizer.kind={kind}", "tokenizer.vocab_size=300"])
-    before = _trained(kind, text if kind == "char" else split_text(text, 0.1)[0])
+    before = _trained(kind, text if kind == "char" else split_text(text, 0.1)[0], config.tokenizer.byte_fallback)
     assert api.fit_tokenizer(config, corpus) == before == api.fit_tokenizer(config, text)
 
 
@@ -172,7 +172,7 @@ def test_fitting_is_capped(tmp_path: Path, monkeypatch, caplog):
     config = load_config(None, ["tokenizer.kind=word", "tokenizer.vocab_size=300"])
     with caplog.at_level(logging.INFO, logger="seqlab.api"):
         tokenizer = api.fit_tokenizer(config, corpus)
-    assert tokenizer == _trained("word", text[:500])
+    assert tokenizer == _trained("word", text[:500], byte_fallback=True)  # a new config's
     assert "first 500 of the" in caplog.text
 
 

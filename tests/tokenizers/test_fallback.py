@@ -12,7 +12,8 @@ import random
 import numpy as np
 import pytest
 
-from seqlab.errors import TokenizerError
+from seqlab.config import TokenizerConfig
+from seqlab.errors import ConfigError, TokenizerError
 from seqlab.tokenizers import CharTokenizer, WordTokenizer, load_tokenizer, tokenizer_from_dict, train_tokenizer
 
 LECTURE = "Hi, class हैलो क्लास 同学们好"
@@ -24,7 +25,8 @@ PIECES = {  # what random texts are made of, each kind of piece a tokenizer has 
     "multi-byte": ["é", "naïve", "हैलो", "क्लास", "同学们好", "한국어", "עברית", "𝔘𝔫𝔦"],
     "emoji": ["🎉", "👍🏽", "👨\u200d👩\u200d👧", "🏳️\u200d🌈", "\U0001f600"],
     "combining": ["e\u0301", "a\u0308\u0301\u0323", "\u0301", "n\u0303o"],
-    "space": [" ", "  ", "   ", "\t", "\n", "\n\n", "\r\n", "\r", " \t ", "\u00a0", "\u3000", "\u2028", "\x0b", "\x0c"],
+    "space": [" ", "  ", "   ", "\t", "\n", "\n\n", "\r\n", "\r", " \t ", "\u00a0", "\u3000", "\u2028", "\x0b",
+              "\x0c"],
     "control": ["\x00", "\x1b", "\x7f", "\ufeff", "\u200b"],
 }
 
@@ -170,6 +172,13 @@ def test_unknown_token_and_byte_fallback_together_are_one_line_errors() -> None:
     with pytest.raises(TokenizerError, match="unknown_token and byte_fallback") as info:
         CharTokenizer.train("abc", unknown_token=True, byte_fallback=True)
     assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="tokenizer.unknown_token .*byte_fallback = false to keep <unk>") as info:
+        TokenizerConfig(kind="char", unknown_token=True)  # byte_fallback is true by default
+    assert "\n" not in str(info.value)
+    assert TokenizerConfig(kind="char", unknown_token=True, byte_fallback=False).unknown_token
+    with pytest.raises(ConfigError, match="at least 260 for a word tokenizer with byte_fallback"):
+        TokenizerConfig(kind="word", vocab_size=259)
+    assert TokenizerConfig(kind="word", vocab_size=259, byte_fallback=False).vocab_size == 259
 
 
 def test_a_lone_surrogate_is_a_one_line_error(trained) -> None:
