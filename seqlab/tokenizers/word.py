@@ -204,7 +204,8 @@ class WordTokenizer(Tokenizer):
 
     def to_dict(self) -> dict[str, Any]:
         # Written only when on: a description without it (every file from before) reads as false.
-        return {"kind": self.kind, "words": list(self.words), **({"byte_fallback": True} if self._byte_fallback else {})}
+        fallback = {"byte_fallback": True} if self._byte_fallback else {}
+        return {"kind": self.kind, "words": list(self.words), **fallback}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WordTokenizer:
