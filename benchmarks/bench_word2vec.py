@@ -20,7 +20,9 @@ Quality is scored by gensim's `evaluate_word_pairs` (WordSim353, SimLex-999: Spe
 evaluation (`seqlab.families.word_vectors.evaluate_vectors`, what `seqlab eval` prints) beside
 them, which must agree; the means over the rounds are compared. GloVe is fitted in each round too,
 with the `brown-glove` preset's settings and the round's seed, on the same split, scored the same
-way (its WordSim353 moves by a few hundredths from seed to seed, hence the mean).
+way (its WordSim353 moves by a few hundredths from seed to seed, hence the mean). That preset's
+settings are chosen on half of WordSim353's pairs by `benchmarks/select_glove.py`, which reports the
+other half; the figure here is on all pairs.
 
 The bars (issue 20): WordSim353 and SimLex-999 within 0.03 of gensim's or above, analogies within
 2 points or above, words/s at least gensim's, and GloVe's WordSim353 within 0.05 of seqlab's
