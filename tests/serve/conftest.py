@@ -25,6 +25,10 @@ from tests.test_families import TINY as FAMILY_TINY
 TINY = {**FAMILY_TINY, "transformer": {**FAMILY_TINY["transformer"], "n_layer": 2}}
 
 
+# The runs' char vocabularies have byte fallback (a new config's default), so that they can encode
+# any text and may generate part of a character; the LSTM's has not, for the requests it must refuse.
+WITHOUT_BYTE_FALLBACK = "lstm"
+
 # Every family whose runs `seqlab serve` shows: the language models and the seq2seq models.
 SERVED = [name for name, entry in families.FAMILIES.items() if getattr(entry, "language_model", True)]
 
@@ -37,7 +41,8 @@ def _config(path, family: str, corpus) -> str:
     pairs = families.get(family).reads_pairs
     data = 'task = "reverse"\ntask_examples = 40\ntask_max_len = 6\n' if pairs else f'corpus = "{corpus}"\n'
     model = "".join(f"{key} = {_toml(value)}\n" for key, value in TINY.get(family, {}).items())
-    path.write_text(f'[data]\n{data}\n[model]\nfamily = "{family}"\n{model}\n'
+    tokenizer = "[tokenizer]\nbyte_fallback = false\n\n" if family == WITHOUT_BYTE_FALLBACK else ""
+    path.write_text(f'[data]\n{data}\n{tokenizer}[model]\nfamily = "{family}"\n{model}\n'
                     "[train]\nmax_steps = 2\nbatch_size = 4\neval_every = 0\ncheckpoint_every = 0\n"
                     "sample_tokens = 0\ndevice = \"cpu\"\n", encoding="utf-8")
     return str(path)

@@ -19,6 +19,7 @@ from seqlab.serve import create_app, load_runs, views
 from seqlab.serve.app import LOOPBACK_HOSTS
 from seqlab.serve.inputs import MAX_BODY_BYTES, MAX_TEXT_CHARS
 from seqlab.serve.runs import unique_names
+from tests.serve.conftest import WITHOUT_BYTE_FALLBACK
 
 SERVED = [f for f, entry in families.FAMILIES.items() if getattr(entry, "language_model", True)]
 LM_FAMILIES = [f for f in SERVED if not families.get(f).reads_pairs]
@@ -75,7 +76,8 @@ def test_bars_are_softmax_of_logits_over_temperature(served, tiny_runs, family, 
                                atol=1e-6, rtol=0)
     torch.testing.assert_close(torch.tensor([b["p_temperature"] for b in d["bars"]], dtype=torch.float64),
                                expected[ids], atol=1e-6, rtol=0)
-    assert d["beta"] == pytest.approx(1 / temperature) and d["kept"] == V
+    # kept: every token of nonzero probability (an HMM gives the byte tokens it never saw none)
+    assert d["beta"] == pytest.approx(1 / temperature) and d["kept"] == int((expected > 0).sum())
     assert all(a["p_temperature"] >= b["p_temperature"] for a, b in zip(d["bars"], d["bars"][1:]))
 
 
@@ -140,7 +142,10 @@ def test_seeded_generation_is_seqlab_sample_token_for_token(served, tiny_runs, c
     assert [t["id"] for t in whole["tokens"]] == expected
     streamed = _stream(client, body)
     assert [e["id"] for e in streamed if e["type"] == "token"] == expected
-    assert streamed[-1] == {"type": "done", "finished": "length", "text": "", "count": 24}
+    done = streamed[-1]
+    assert {k: done[k] for k in ("type", "finished", "count")} == {"type": "done", "finished": "length", "count": 24}
+    # The done event carries what is left of a character the last byte tokens did not finish.
+    assert "".join(e["text"] for e in streamed if e["type"] == "token") + done["text"] == whole["completion"]
 
 
 def test_run_defaults_and_stop_string_are_seqlab_samples(served, tiny_runs, capsys):
@@ -195,8 +200,8 @@ def test_translation_is_seqlab_sample_and_has_its_alignment(served, tiny_runs, c
                                                                          "--temperature", "0"])
     sampled = post(client, "/api/translate", {"run": index[family], "text": "abcd", "max_new_tokens": 8,
                                               "temperature": 1.5, "seed": 4})
-    assert sampled["output"] + "\n" == _cli_sample(capsys, tiny_runs[family], [
-        "--prompt", "abcd", "--max-new-tokens", "8", "--temperature", "1.5", "--seed", "4"])
+    assert sampled["output"] + "\n" == _cli_sample(capsys, tiny_runs[family], [  # a translation's default: unfiltered
+        "--prompt", "abcd", "--max-new-tokens", "8", "--temperature", "1.5", "--seed", "4", "--top-k", "0"])
     alignment = d["alignment"]
     assert alignment["maps"] and d["source_tokens"] == list("abcd")
     for weights in alignment["maps"].values():
@@ -309,8 +314,8 @@ def test_bad_requests_get_a_4xx_json_error(served, path, body, status):
 def test_requests_the_run_cannot_take_are_4xx(served):
     client, index = served
     cases = [
-        ("/api/distribution", {"run": index["transformer"], "text": "€uro"}, 422),  # outside the char vocabulary
-        ("/api/generate", {"run": index["lstm"], "prompt": "\x00"}, 422),
+        ("/api/distribution", {"run": index[WITHOUT_BYTE_FALLBACK], "text": "€uro"}, 422),  # outside its vocabulary
+        ("/api/generate", {"run": index[WITHOUT_BYTE_FALLBACK], "prompt": "\x00"}, 422),
         ("/api/distribution", {"run": index["encoder_decoder"], "text": "ab"}, 422),  # a seq2seq run
         ("/api/generate/stream", {"run": index["rnn_seq2seq"]}, 422),
         ("/api/translate", {"run": index["lstm"], "text": "ab"}, 422),  # a language model
@@ -320,6 +325,8 @@ def test_requests_the_run_cannot_take_are_4xx(served):
     for path, body, status in cases:
         response = client.post(path, json=body)
         assert response.status_code == status and response.json()["status"] == status, (path, body, response.text)
+    # A vocabulary with byte fallback spells the same text in bytes.
+    assert client.post("/api/distribution", json={"run": index["transformer"], "text": "€uro"}).status_code == 200
 
 
 def test_body_size_content_type_and_methods(served):
