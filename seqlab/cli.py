@@ -364,7 +364,7 @@ def _task_experiment(args: argparse.Namespace, overrides: list[str]) -> int:
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     out = args.out or f"runs/{args.name}"
     results = run_experiment(args.name, out=out, steps=args.steps, folds=args.folds, rows=rows, columns=columns,
-                             resume=args.resume, progress=not args.no_progress)
+                             overrides=overrides, resume=args.resume, progress=not args.no_progress)
     print(render_table(args.name, results))
     print("\nsaved " + ", ".join(str(p) for p in write_reports(args.name, results, out)))
     return 0
@@ -377,7 +377,8 @@ def _add_task_experiments(experiments) -> None:
              "mnist1d": "every neural family on MNIST-1D beside the paper's table"}
     for name, experiment in EXPERIMENTS.items():
         rows = ", ".join(dict.fromkeys(r.row for r in experiment.recipes))
-        parser = experiments.add_parser(name, help=helps[name], epilog=f"rows: {rows}")
+        parser = experiments.add_parser(name, help=helps[name], epilog=f"rows: {rows}. Any --section.key=value "
+                                                                        f"applies to every row, e.g. --train.device=cuda")
         parser.add_argument("--out", help=f"one run per row in OUT/ROW, and the reports (default runs/{name})")
         parser.add_argument("--steps", type=int, help="training steps of every row and pre-training (default: "
                                                       "each recipe's own; small values make a quick version)")
@@ -392,7 +393,7 @@ def _add_task_experiments(experiments) -> None:
         parser.add_argument("--resume", action="store_true", help="reuse the finished runs in --out with the "
                                                                   "same config, continue unfinished ones")
         parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-        parser.set_defaults(handler=_task_experiment)
+        parser.set_defaults(handler=_task_experiment, overrides_allowed=True)
 
 
 def _add_parens(experiments) -> None:

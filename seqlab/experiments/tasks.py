@@ -36,7 +36,7 @@ from typing import Any
 
 from seqlab import api
 from seqlab.config import Config
-from seqlab.config.load import build_config
+from seqlab.config.load import build_config, merge, parse_overrides
 from seqlab.errors import SeqlabError
 from seqlab.experiments import tables
 from seqlab.experiments.tables import markdown_table, text_table
@@ -110,7 +110,7 @@ def _sections(**sections: dict[str, Any]) -> Table:
     return {name: dict(values) for name, values in sections.items()}
 
 
-WORD = {"kind": "word", "vocab_size": 20000}
+WORD = {"kind": "word", "vocab_size": 20000, "byte_fallback": False}
 CPU = {"device": "cpu", "weight_decay": 0.0}
 
 
@@ -125,9 +125,9 @@ BILSTM = {"family": "lstm", "n_layer": 1, "d_model": 256, "dropout": 0.3}
 ENCODER = {"family": "transformer", "n_layer": 3, "n_head": 4, "d_model": 192, "block_size": 128,
            "dropout": 0.1, "position": "rope"}
 BROWN_LSTM = Pretrain("brown-lstm", _sections(
-    data={"corpus": "brown"}, tokenizer={"kind": "word", "vocab_size": 30000},
+    data={"corpus": "brown"}, tokenizer={"kind": "word", "vocab_size": 30000, "byte_fallback": False},
     model={"family": "lstm", "n_layer": 1, "d_model": 256, "block_size": 64, "dropout": 0.2},
-    train={**CPU, "batch_size": 32, "max_steps": 3000, "lr": 0.003, "warmup_steps": 100, "eval_every": 500}))
+    train={**CPU, "batch_size": 32, "max_steps": 2000, "lr": 0.003, "warmup_steps": 100, "eval_every": 500}))
 
 TAG_SETS = {"CoNLL-2000 POS": {"data": "conll2000", "column": "pos"},
             "CoNLL-2000 chunks": {"data": "conll2000", "column": "chunks", "pos_input": True},
@@ -138,12 +138,12 @@ def _tagging_recipes() -> tuple[Recipe, ...]:
     recipes = []
     for column, data in TAG_SETS.items():
         recipes.append(Recipe("bigram HMM", column, hmm="pos" if data.get("pos_input") else "words"))
-        recipes.append(Recipe("BiLSTM", column, _tagger(column, data, BILSTM, 1500, 0.003, bidirectional=True)))
-        recipes.append(Recipe("BiLSTM-CRF", column, _tagger(column, data, BILSTM, 1500, 0.003, bidirectional=True,
+        recipes.append(Recipe("BiLSTM", column, _tagger(column, data, BILSTM, 2000, 0.003, bidirectional=True)))
+        recipes.append(Recipe("BiLSTM-CRF", column, _tagger(column, data, BILSTM, 2000, 0.003, bidirectional=True,
                                                             crf=True)))
-        recipes.append(Recipe("Transformer encoder", column, _tagger(column, data, ENCODER, 1500, 0.001,
+        recipes.append(Recipe("Transformer encoder", column, _tagger(column, data, ENCODER, 2000, 0.001,
                                                                      bidirectional=True, crf=True)))
-        tuned = _tagger(column, data, {}, 1500, 0.003, bidirectional=True, crf=True)
+        tuned = _tagger(column, data, {}, 2000, 0.003, bidirectional=True, crf=True)
         del tuned["tokenizer"], tuned["model"]  # the pre-trained run's
         recipes.append(Recipe("BiLSTM-CRF from a Brown LM", column, tuned, pretrain=BROWN_LSTM.name))
     return tuple(recipes)
@@ -173,10 +173,10 @@ def _classifier(data: dict, model: dict, steps: int, lr: float, batch: int = 32,
 
 MR = {"data": "sentence-polarity"}
 BROWN_GPT = Pretrain("brown-gpt", _sections(
-    data={"corpus": "brown"}, tokenizer={"kind": "word", "vocab_size": 30000},
+    data={"corpus": "brown"}, tokenizer={"kind": "word", "vocab_size": 30000, "byte_fallback": False},
     model={"family": "transformer", "n_layer": 2, "n_head": 4, "d_model": 192, "block_size": 64,
            "dropout": 0.1, "position": "rope"},
-    train={**CPU, "batch_size": 32, "max_steps": 3000, "lr": 0.002, "warmup_steps": 100, "eval_every": 500}))
+    train={**CPU, "batch_size": 32, "max_steps": 2000, "lr": 0.002, "warmup_steps": 100, "eval_every": 500}))
 
 
 def _sentiment_recipes() -> tuple[Recipe, ...]:
@@ -287,15 +287,42 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-").replace("--", "-")
 
 
-def _train(config: Config, run_dir: Path, *, resume: bool, progress: bool) -> Path:
-    """Train (or, with `resume`, reuse a finished run of the same config) into run_dir."""
+SCORES = "scores-test.json"  # a row's test scores, kept beside its run so that --resume need not score again
+
+
+def _train(config: Config, run_dir: Path, *, resume: bool, progress: bool) -> bool:
+    """Train into run_dir, or with `resume` reuse a finished run of the same config (True) or
+    continue an unfinished one."""
     if resume and (run_dir / "config.toml").is_file():
-        if read_config(run_dir) != config:
+        from seqlab.tasks.finetune import with_base
+
+        if read_config(run_dir) != with_base(config):  # as saved: a fine-tuned run records its base's model
             raise SeqlabError(f"{run_dir} was trained with another config: choose another --out or drop --resume")
         if run_step(run_dir) == config.train.max_steps:
-            return run_dir
-        return api.train(config, out=run_dir, resume=True, progress=progress)
-    return api.train(config, out=run_dir, overwrite=True, progress=progress)
+            return True
+        api.train(config, out=run_dir, resume=True, progress=progress)
+        return False
+    (run_dir / SCORES).unlink(missing_ok=True)
+    api.train(config, out=run_dir, overwrite=True, progress=progress)
+    return False
+
+
+def _test_scores(run_dir: Path, config: Config, reused: bool) -> dict:
+    """`seqlab eval RUN --split test`'s figures, saved as SCORES; a reused run's saved ones."""
+    import json
+
+    from seqlab.files import atomic_write_text
+    from seqlab.tasks.evaluate import evaluate_task
+
+    path = run_dir / SCORES
+    if reused and path.is_file():
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            pass  # damaged: score again
+    scores = evaluate_task(run_dir, split="test", device=config.train.device)
+    atomic_write_text(path, json.dumps(scores) + "\n")
+    return scores
 
 
 def _seconds(run_dir: Path) -> float:
@@ -305,11 +332,10 @@ def _seconds(run_dir: Path) -> float:
 
 def run_experiment(name: str, *, out: str | Path, steps: int | None = None, folds: int = 10,
                    rows: Sequence[str] | None = None, columns: Sequence[str] | None = None,
-                   resume: bool = False, progress: bool = True,
+                   overrides: Sequence[str] = (), resume: bool = False, progress: bool = True,
                    on_result: Callable[[TaskResult], None] | None = None) -> list[TaskResult]:
-    """Train and score every row of experiment `name` (see the module docstring)."""
-    from seqlab.tasks.evaluate import evaluate_task
-
+    """Train and score every row of experiment `name` (see the module docstring). `overrides`
+    (dotted `section.key=value`, as `train.device=cuda`) apply to every row and pre-training."""
     if name not in EXPERIMENTS:
         raise SeqlabError(f"no task experiment {name!r}: {', '.join(EXPERIMENTS)}")
     if steps is not None and steps < 1:
@@ -319,14 +345,15 @@ def run_experiment(name: str, *, out: str | Path, steps: int | None = None, fold
     experiment = EXPERIMENTS[name]
     out = Path(out)
     recipes = select(experiment, rows, columns)
+    extra = parse_overrides(overrides)
     # Every config is built (and so checked) before anything trains.
-    pre_configs = {p.name: build_config(_scaled(p.config, steps), f"pretrain {p.name}")
+    pre_configs = {p.name: build_config(merge(_scaled(p.config, steps), extra), f"pretrain {p.name}")
                    for p in experiment.pretrains if any(r.pretrain == p.name for r in recipes)}
     base = {p: out / f"pretrain-{p}" for p in pre_configs}
     configs = {}
     for r in recipes:
         if not r.hmm:
-            table = _scaled(r.config, steps)
+            table = merge(_scaled(r.config, steps), extra)
             if r.pretrain:
                 table = _with(table, train={"init_from": str(base[r.pretrain].resolve())})
             configs[(r.row, r.column)] = table
@@ -348,8 +375,8 @@ def run_experiment(name: str, *, out: str | Path, steps: int | None = None, fold
                 fold_table = table if fold is None else _with(table, task={"fold": fold})
                 fold_dir = run_dir if fold is None else run_dir / f"fold-{fold}"
                 config = build_config(fold_table, f"{experiment.name} {recipe.row}")
-                _train(config, fold_dir, resume=resume, progress=progress)
-                scores = evaluate_task(fold_dir, split="test", device=config.train.device)
+                reused = _train(config, fold_dir, resume=resume, progress=progress)
+                scores = _test_scores(fold_dir, config, reused)
                 values.append(float(scores[metric]))
                 seconds += _seconds(fold_dir)
                 parameters = _parameters(fold_dir)

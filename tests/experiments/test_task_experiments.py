@@ -125,3 +125,11 @@ def test_quick_sentiment_pretrains_once_and_cross_validates_lora(needs, tmp_path
     assert (run / "fold-1" / "adapters.safetensors").is_file() and (run / "fold-2" / "adapters.safetensors").is_file()
     assert (out / "pretrain-brown-gpt" / "model.safetensors").is_file()
     assert "± " in capsys.readouterr().out
+    # --resume reuses the finished runs (a fine-tuned run's saved config holds its base's model) and
+    # their saved scores: nothing is trained again.
+    stamp = (run / "fold-1" / "model.safetensors").stat().st_mtime_ns
+    code = main(["experiment", "sentiment", "--steps", "2", "--folds", "2", "--rows",
+                 "GPT-style Transformer from a Brown LM (LoRA r8)", "--out", str(out), "--no-progress", "--resume"])
+    assert code == 0 and (run / "fold-1" / "model.safetensors").stat().st_mtime_ns == stamp
+    again = list(csv.DictReader(io.StringIO((out / "sentiment.csv").read_text())))[0]
+    assert again["folds"] == row["folds"]
