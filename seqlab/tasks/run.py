@@ -124,9 +124,10 @@ def task_tokenizer(config: Config, examples: TaskExamples) -> Tokenizer | None:
         return read_tokenizer(base)
     options = config.tokenizer
     if options.kind == "char":
-        return CharTokenizer.train(_texts(examples), unknown_token=options.unknown_token)
+        return CharTokenizer.train(_texts(examples), unknown_token=options.unknown_token,
+                                   byte_fallback=options.byte_fallback)
     return train_tokenizer(options.kind, _texts(examples, ("train",)), vocab_size=options.vocab_size,
-                           unknown_token=options.unknown_token)
+                           unknown_token=options.unknown_token, byte_fallback=options.byte_fallback)
 
 
 def build_task_model(config: Config, info: TaskInfo, vocab_size: int) -> TaskModel:

@@ -100,6 +100,9 @@ def test_a_classifier_learns_the_rule_and_is_evaluated_and_used(work, capsys, mo
     assert main(["predict", run, "--text", "abhgf"]) == 0
     label, probability = capsys.readouterr().out.split()
     assert label == "early" and 0.5 < float(probability) <= 1.0
+    # The char tokenizer has byte fallback (the default): a character never seen is read as its bytes.
+    assert json.loads((work / "run" / "tokenizer.json").read_text())["byte_fallback"] is True
+    assert main(["predict", run, "--text", "abé"]) == 0 and capsys.readouterr().out.split()[0] == "early"
     assert main(["predict", run, "--text", "gabcd", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["label"] == "late" and sum(answer["probabilities"].values()) == pytest.approx(1.0)
