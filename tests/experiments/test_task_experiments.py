@@ -66,6 +66,8 @@ def test_the_table_puts_ours_beside_the_published_figures(tmp_path):
     assert markdown.count("\n|---") == 1 and "Wang & Manning 2012) \\* | 79.40" in markdown and "| GRU | 80.00 ± 2.00 | 12 |" in markdown
     rows = list(csv.DictReader(io.StringIO(tasks.to_csv(results()))))
     assert rows[0]["folds"] == "0.800000 0.780000 0.820000" and float(rows[1]["value"]) == 0.79
+    assert tasks.from_csv(tasks.to_csv(results())) == [
+        dataclasses.replace(r, folds=tuple(round(v, 6) for v in r.folds)) for r in results()]
     fig = tasks.figure("sentiment", results())
     assert plots.figure_problems(fig) == []
     paths_ = tasks.write_reports("sentiment", results(), tmp_path)
