@@ -116,7 +116,8 @@ CPU = {"device": "cpu", "weight_decay": 0.0}
 
 # Taggers keep the 4,000 most frequent training words and spell the rest in bytes (byte fallback),
 # so that rare training words teach the model how the spelling of an unknown word tells its tag:
-# on UD EWT this took a BiLSTM-CRF's test accuracy from 85.6% (20,000 words, the rest <unk>) to 88.1%.
+# a BiLSTM-CRF of width 128 on UD EWT went from 85.6% test accuracy (20,000 words, the rest <unk>) to
+# 88.1% (3,000 words and bytes), and the BiLSTM on CoNLL-2000 POS from 95.8% to 97.3% (docs/tasks.md).
 TAG_WORDS = {"kind": "word", "vocab_size": 4000, "byte_fallback": True}
 
 
