@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import json
 import logging
 import math
 import statistics
@@ -40,6 +41,7 @@ from seqlab.config.load import build_config, merge, parse_overrides
 from seqlab.errors import SeqlabError
 from seqlab.experiments import tables
 from seqlab.experiments.tables import markdown_table, text_table
+from seqlab.files import atomic_write_text
 from seqlab.plots import pyplot, save_png
 from seqlab.runs import read_config, run_step
 from seqlab.training.metrics import MetricsLog
@@ -316,9 +318,6 @@ def _train(config: Config, run_dir: Path, *, resume: bool, progress: bool) -> bo
 
 def _test_scores(run_dir: Path, config: Config, reused: bool) -> dict:
     """`seqlab eval RUN --split test`'s figures, saved as SCORES; a reused run's saved ones."""
-    import json
-
-    from seqlab.files import atomic_write_text
     from seqlab.tasks.evaluate import evaluate_task
 
     path = run_dir / SCORES
@@ -377,7 +376,7 @@ def run_experiment(name: str, *, out: str | Path, steps: int | None = None, fold
         else:
             table = configs[(recipe.row, recipe.column)]
             fold_numbers = (list(range(1, folds + 1)) if folds else [0]) if recipe.folds else [None]
-            values, seconds, parameters, last_dir = [], 0.0, 0, run_dir
+            values, seconds, last_dir = [], 0.0, run_dir
             for fold in fold_numbers:
                 fold_table = table if fold is None else _with(table, task={"fold": fold})
                 fold_dir = run_dir if fold is None else run_dir / f"fold-{fold}"
@@ -386,12 +385,12 @@ def run_experiment(name: str, *, out: str | Path, steps: int | None = None, fold
                 scores = _test_scores(fold_dir, config, reused)
                 values.append(float(scores[metric]))
                 seconds += _seconds(fold_dir)
-                parameters = _parameters(fold_dir)
                 last_dir = fold_dir
                 log.info("%s%s: test %s %.4f", recipe.row, "" if fold is None else f", fold {fold}", metric,
                          values[-1])
+            # The folds' models differ in weights only: one is loaded to count them.
             result = TaskResult(experiment.name, recipe.row, recipe.column, metric, statistics.fmean(values),
-                                tuple(values), seconds, config.train.max_steps, parameters,
+                                tuple(values), seconds, config.train.max_steps, _parameters(last_dir),
                                 str(run_dir if recipe.folds else last_dir))
         results.append(result)
         if on_result is not None:

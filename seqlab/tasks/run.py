@@ -32,7 +32,7 @@ from seqlab.seeds import generator_seed
 from seqlab.tasks import finetune
 from seqlab.tasks.data import TaskBatches, TaskExamples, check_task_data, encode, load_examples
 from seqlab.tasks.model import TaskModel
-from seqlab.tokenizers import CharTokenizer, Tokenizer, train_tokenizer
+from seqlab.tokenizers import Tokenizer, train_tokenizer
 from seqlab.training import Trainer, resolve_device
 from seqlab.training.callbacks import Callback, default_callbacks
 from seqlab.training.checkpoint import load_weights, save_weights
@@ -123,11 +123,9 @@ def task_tokenizer(config: Config, examples: TaskExamples) -> Tokenizer | None:
     if base is not None:
         return read_tokenizer(base)
     options = config.tokenizer
-    if options.kind == "char":
-        return CharTokenizer.train(_texts(examples), unknown_token=options.unknown_token,
-                                   byte_fallback=options.byte_fallback)
-    return train_tokenizer(options.kind, _texts(examples, ("train",)), vocab_size=options.vocab_size,
-                           unknown_token=options.unknown_token, byte_fallback=options.byte_fallback)
+    text = _texts(examples) if options.kind == "char" else _texts(examples, ("train",))
+    return train_tokenizer(options.kind, text, vocab_size=options.vocab_size, unknown_token=options.unknown_token,
+                           byte_fallback=options.byte_fallback)
 
 
 def build_task_model(config: Config, info: TaskInfo, vocab_size: int) -> TaskModel:

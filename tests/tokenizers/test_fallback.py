@@ -15,6 +15,7 @@ import pytest
 from seqlab.config import TokenizerConfig
 from seqlab.errors import ConfigError, TokenizerError
 from seqlab.tokenizers import CharTokenizer, WordTokenizer, load_tokenizer, tokenizer_from_dict, train_tokenizer
+from tests.tokenizers.test_roundtrip import _check as check  # ids in range, exact text and bytes, array path
 
 LECTURE = "Hi, class हैलो क्लास 同学们好"
 TRAINING = "the king and the queen walked , the man and the woman ran .\n" * 20 + "a dog\tein hund\n"
@@ -42,14 +43,6 @@ def random_pieces(seed: int, n: int, sep: str = "") -> str:
 def trained() -> dict:
     """One tokenizer of each kind trained on English-only text, char and word with byte fallback."""
     return {kind: train_tokenizer(kind, TRAINING, vocab_size=600, byte_fallback=True) for kind in KINDS}
-
-
-def check(tok, text: str, what: str) -> None:
-    ids = tok.encode(text)
-    assert all(0 <= i < tok.vocab_size for i in ids), what
-    assert tok.decode(ids) == text, what
-    assert tok.decode_bytes(ids) == text.encode("utf-8"), what
-    assert tok.encode_array(text).tolist() == ids, what
 
 
 @pytest.mark.parametrize("kind", KINDS)
