@@ -231,6 +231,10 @@ class EncoderDecoderConfig(ModelConfig):
 class TrainConfig:
     batch_size: int = 12
     max_steps: int = 2000
+    # A wall-time budget (0: none): the fit stops at the end of the first step past this many minutes
+    # (compilation, evaluations and checkpoints count; a resumed run counts its earlier fits), and
+    # the cosine decay follows the time spent, ending at the budget. max_steps still caps the steps.
+    max_minutes: float = 0.0
     lr: float = 1e-3
     min_lr: float = 1e-4
     warmup_steps: int = 100
@@ -269,6 +273,7 @@ class TrainConfig:
         for name in ("warmup_steps", "lr_decay_steps", "eval_every", "checkpoint_every", "sample_tokens", "threads", "epochs"):
             value = getattr(self, name)
             _require(value is None or value >= 0, f"train.{name}", value, "an integer of at least 0")
+        _require(self.max_minutes >= 0, "train.max_minutes", self.max_minutes, "a number of at least 0")
         _require(self.lr > 0, "train.lr", self.lr, "a positive number")
         _require(0 <= self.min_lr <= self.lr, "train.min_lr", self.min_lr, f"a number in [0, train.lr = {self.lr}]")
         _require(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "a number of at least 0")
@@ -283,6 +288,11 @@ class TrainConfig:
     @property
     def decay_steps(self) -> int:
         return self.lr_decay_steps or self.max_steps
+
+    @property
+    def budget_seconds(self) -> float | None:
+        """`max_minutes` in seconds; None when the run has no time budget."""
+        return self.max_minutes * 60.0 if self.max_minutes > 0 else None
 
     @property
     def eval_interval(self) -> int:

@@ -47,6 +47,7 @@ _FIELDS = {
                      "a list of parameter groups"),
     "tokens_seen": (False, _is_count, "a whole number >= 0"),
     "train_seconds": (False, _is_amount, "a number >= 0"),
+    "wall_seconds": (False, _is_amount, "a number >= 0"),
     "decay_steps": (False, lambda v: _is_count(v) and v > 0, "a whole number >= 1"),
     "lr_anchor": (False, lambda v: isinstance(v, dict) and set(v) == {"step", "lr"} and _is_count(v["step"])
                   and _is_amount(v["lr"]), "{'step': a whole number >= 0, 'lr': a number >= 0}"),

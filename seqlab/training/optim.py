@@ -49,8 +49,13 @@ class ScheduleAnchor:
     lr: float
 
 
-def learning_rate(step: int, config: TrainConfig, anchor: ScheduleAnchor | None = None) -> float:
+def learning_rate(step: int, config: TrainConfig, anchor: ScheduleAnchor | None = None,
+                  time_spent: float = 0.0) -> float:
     """Linear warm-up to `lr`, cosine decay to `min_lr` at `decay_steps`, then constant (nanoGPT).
+
+    With a time budget (`train.max_minutes`), `time_spent` is the fraction of it used so far: the
+    decay's progress is then the larger of the steps' and the time's, so the cosine reaches `min_lr`
+    at the budget, or at `decay_steps` if that comes first.
 
     With an `anchor` (a run resumed with another `max_steps` or `lr_decay_steps`), steps from the
     anchor's on follow half a cosine from the anchor's rate to `min_lr` at `decay_steps`: the rate
@@ -59,13 +64,15 @@ def learning_rate(step: int, config: TrainConfig, anchor: ScheduleAnchor | None 
     if anchor is not None and step >= anchor.step:
         if step >= config.decay_steps:
             return config.min_lr
-        progress = (step - anchor.step) / max(1, config.decay_steps - anchor.step)
+        progress = max((step - anchor.step) / max(1, config.decay_steps - anchor.step), time_spent)
+        if progress >= 1.0:
+            return config.min_lr
         return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (anchor.lr - config.min_lr)
     if step < config.warmup_steps:
         return config.lr * (step + 1) / (config.warmup_steps + 1)
-    if step >= config.decay_steps:
+    progress = max((step - config.warmup_steps) / max(1, config.decay_steps - config.warmup_steps), time_spent)
+    if step >= config.decay_steps or progress >= 1.0:
         return config.min_lr
-    progress = (step - config.warmup_steps) / max(1, config.decay_steps - config.warmup_steps)
     return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
 
 

@@ -46,6 +46,7 @@ class StepClock:
         self._training: deque[tuple[float, int]] = deque(maxlen=window)  # (seconds, tokens) of training
         self._steps: deque[float] = deque(maxlen=window)  # wall seconds of ordinary steps
         self._pauses: deque[float] = deque(maxlen=PAUSES_KEPT)  # extra seconds of slow steps
+        self.seconds_cap: float | None = None  # the time budget left, when the run has one
         self._started = 0  # steps begun in this fit
         self._begin: float | None = None
         self._trained: float | None = None
@@ -95,13 +96,15 @@ class StepClock:
         return sum(self._steps) / len(self._steps) if self._steps else None
 
     def seconds_left(self, step: int) -> float | None:
-        """The time to `max_steps` from the end of step `step`; None before any step was measured."""
+        """The time to `max_steps` from the end of step `step` (at most `seconds_cap`, the time budget
+        left); None before any step was measured."""
         per_step = self.seconds_per_step
         if per_step is None:
             return None
         pauses = self._pauses_left(step)
         pause = sum(self._pauses) / len(self._pauses) if self._pauses else 0.0
-        return (self.max_steps - step) * per_step + pauses * pause
+        left = (self.max_steps - step) * per_step + pauses * pause
+        return left if self.seconds_cap is None else min(left, self.seconds_cap)
 
     def describe(self, step: int, compiling: bool = False) -> str:
         """The bar's text: the compile phase, or the ETA, s/step and tokens/s."""

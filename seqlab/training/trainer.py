@@ -101,6 +101,9 @@ class Trainer:
         self.step = 0
         self.tokens_seen = 0  # over all processes
         self.train_seconds = 0.0
+        self.wall_seconds = 0.0  # the fits' wall time before the current one (train.max_minutes counts it)
+        self._fit_start: float | None = None  # when the current fit began
+        self._out_of_time = False  # the step just taken used up train.max_minutes: it is the last
         self.anchor: ScheduleAnchor | None = None  # the schedule re-aimed by a resume with another end
         self.clock = self._new_clock(compiled=False)  # the bar's rates: remade at each fit
         self._last_loss: float | None = None  # the last logged loss, for the bar
@@ -134,7 +137,7 @@ class Trainer:
         if not self.world.main:
             return
         counters = {"tokens_seen": self.tokens_seen, "train_seconds": self.train_seconds,
-                    "decay_steps": self.config.decay_steps}
+                    "wall_seconds": self.elapsed, "decay_steps": self.config.decay_steps}
         if self.anchor is not None:
             counters["lr_anchor"] = {"step": self.anchor.step, "lr": self.anchor.lr}
         if self.scaler is not None:
@@ -162,6 +165,7 @@ class Trainer:
         self.step = checkpoint.step
         self.tokens_seen = checkpoint.trainer.get("tokens_seen", 0)
         self.train_seconds = float(checkpoint.trainer.get("train_seconds", 0.0))
+        self.wall_seconds = float(checkpoint.trainer.get("wall_seconds", 0.0))
         if self.scaler is not None and "grad_scaler" in checkpoint.trainer:
             self.scaler.load_state_dict(checkpoint.trainer["grad_scaler"])
         self._restore_schedule(checkpoint.trainer)
@@ -250,19 +254,32 @@ class Trainer:
                          pause_every=(self.config.eval_interval, self.config.checkpoint_interval))
 
     @property
+    def elapsed(self) -> float:
+        """Wall seconds of the run's fits so far, the current one included (train.max_minutes)."""
+        now = 0.0 if self._fit_start is None else time.perf_counter() - self._fit_start
+        return self.wall_seconds + now
+
+    def _time_spent(self) -> float:
+        """The fraction of the time budget used (0 without one): the schedule's clock."""
+        budget = self.config.budget_seconds
+        return 0.0 if budget is None else min(1.0, self.elapsed / budget)
+
+    @property
     def lr(self) -> float:
         """The learning rate of the step last taken (before any, of the first)."""
-        return learning_rate(max(self.step - 1, 0), self.config, self.anchor)
+        return learning_rate(max(self.step - 1, 0), self.config, self.anchor, self._time_spent())
 
     def due(self, every: int | None) -> bool:
-        """Whether the step just taken is an `every`-th one (never when 0) or the last."""
-        return (every > 0 and self.step % every == 0) or self.step == self.config.max_steps
+        """Whether the step just taken is an `every`-th one (never when 0) or the last: at
+        `max_steps`, or the one that used up the time budget."""
+        return ((every > 0 and self.step % every == 0) or self.step == self.config.max_steps
+                or self._out_of_time)
 
     # ---- the loop ------------------------------------------------------------------------------
 
     def _train_step(self) -> Tensor:
         config = self.config
-        lr = learning_rate(self.step, config, self.anchor)
+        lr = learning_rate(self.step, config, self.anchor, self._time_spent())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         for micro in range(config.grad_accum_steps):
@@ -359,8 +376,11 @@ class Trainer:
         result is then `interrupted`, with the `signal`, and the default callbacks checkpoint it."""
         config = self.config
         # Open from the start, so that a signal during the restore or the first evaluation is kept.
+        self._fit_start, self._out_of_time = time.perf_counter(), False
         with StopSignals() as stop:
             resumed = (resume and self.restore()) or self.step > 0
+            budget = config.budget_seconds  # a resumed run whose time is used up takes no step
+            self._out_of_time = budget is not None and self.elapsed >= budget
             for callback in self.callbacks:
                 callback.on_fit_start(self, resumed)
             self.clock = self._new_clock(self._compiled)
@@ -371,6 +391,7 @@ class Trainer:
             result = self._loop(stop)
             for callback in self.callbacks:
                 callback.on_fit_end(self, result)
+        self.wall_seconds, self._fit_start = self.elapsed, None
         return result
 
     def _loop(self, stop: StopSignals) -> TrainResult:
@@ -387,7 +408,7 @@ class Trainer:
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
         bar.set_postfix_str(self.clock.describe(self.step, compiling=self._compiled), refresh=True)
         with bar, logging_redirect_tqdm(loggers=[logging.getLogger("seqlab")]):
-            while self.step < config.max_steps and signum is None:
+            while self.step < config.max_steps and signum is None and not self._out_of_time:
                 start = time.perf_counter()
                 self.clock.begin_step()
                 tokens = self.tokens_seen
@@ -395,6 +416,10 @@ class Trainer:
                 signum = self._stop_signal(stop)
                 self.train_seconds += time.perf_counter() - start  # logs, evaluations, callbacks: not training time
                 self.clock.end_training(self.tokens_seen - tokens)
+                budget = config.budget_seconds
+                if budget is not None:
+                    self._out_of_time = self.elapsed >= budget
+                    self.clock.seconds_cap = max(0.0, budget - self.elapsed)
                 bar.update(1)
                 if self.due(config.log_every):
                     self._log(loss)
@@ -405,7 +430,8 @@ class Trainer:
                 self.clock.end_step(self.step)
                 if self.due(config.log_every) or self.clock.warming_up:
                     self._show(bar)
-        interrupted = signum is not None and self.step < config.max_steps  # a signal at the last step: finished
+        # A signal at the last step (by steps or by time): finished.
+        interrupted = signum is not None and self.step < config.max_steps and not self._out_of_time
         return TrainResult(step=self.step, interrupted=interrupted, val_loss=val_loss,
                            tokens_per_sec=self.tokens_per_sec, signal=signum if interrupted else None)
 
