@@ -13,6 +13,7 @@ from benchmarks import (
     bench_hmm,
     bench_inspect,
     bench_mamba,
+    bench_nanogpt,
     bench_ngram,
     bench_rnn,
     bench_sample,
@@ -28,6 +29,7 @@ from benchmarks.common import RESULTS, machine_line
 def main() -> None:
     print(f"machine: {machine_line()}")
     train = bench_train.run()
+    bench_nanogpt.run()  # only with NANOGPT=path: nanoGPT's own train.py beside the preset
     sample = bench_sample.run()
     hf_generate = bench_hf_generate.run()
     scaling = bench_scaling.run()  # a few minutes (Mamba and n = 4096 included); also writes scaling.png
