@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import platform
 import subprocess
 import sys
 import tempfile
@@ -28,24 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import print_table, save
+from benchmarks.common import cpu_model, print_table, save
 from seqlab.data import load_corpus
 from seqlab.training.precision import native_bfloat16
 
 SHORT, LONG = 200, 600  # steps of the two runs whose difference is timed
 SHAPES = ["--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128", "--dropout=0.0",
           "--bias=False"]
-
-
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _prepare(checkout: Path, folder: Path) -> None:

@@ -21,8 +21,21 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
+    from seqlab.training.precision import native_bfloat16
     return {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
+            "cpu": cpu_model(), "native_bfloat16": native_bfloat16(torch.device("cpu")),
             "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg(),
             "platform": platform.platform()}
 
@@ -58,10 +71,11 @@ def timed(fn: Callable[[], int]) -> float:
 
 
 def machine_line() -> str:
-    """The machine facts a timing needs beside it: threads, cores, load average (1, 5, 15 minutes)."""
+    """The machine facts a timing needs beside it: the CPU and whether it computes bfloat16 natively,
+    threads, cores, load average (1, 5, 15 minutes)."""
     info = machine()
     load = " / ".join(f"{x:.2f}" for x in info["load_average"])
-    return (f"torch {info['torch']}, threads {info['torch_threads']}, cpus {info['cpu_count']}, "
+    return (f"{info['cpu']}, native bfloat16: {'yes' if info['native_bfloat16'] else 'no'}, torch {info['torch']}, threads {info['torch_threads']}, cpus {info['cpu_count']}, "
             f"load average {load} (1/5/15 min)")
 
 
