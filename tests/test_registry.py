@@ -123,6 +123,12 @@ def test_a_run_written_with_every_familys_keys_still_loads():
     assert config.model.family == "lstm" and config.model.n_layer == 2
     with pytest.raises(ConfigError, match="model.n_head is a setting of model.family = transformer"):
         build_config(old, "config.toml")
+    # d_embed became an LSTM setting later: there it is the MLP's, and the LSTM's embedding stays d_model wide.
+    config = build_config({"model": {**old["model"], "d_embed": 10}}, "config.toml", drop_foreign=True)
+    assert config.model.embed_width == 64
+    fresh = build_config({"model": {"family": "lstm", "d_model": 64, "d_embed": 10, "tie_embeddings": False}},
+                         "config.toml", drop_foreign=True)
+    assert fresh.model.embed_width == 10
 
 
 def test_an_unknown_family_lists_the_families():

@@ -142,7 +142,11 @@ def build_config(table: Mapping[str, Any], label: str = "config", *, drop_foreig
         given = dict(table.get(name, {}))
         cls = _model_class(given, label) if name == "model" else SECTIONS[name]
         if name == "model" and drop_foreign:
-            given = {key: value for key, value in given.items() if key in typing.get_type_hints(cls)}
+            # A file with foreign keys lists every family's: a key its family gained later (its
+            # `later_keys`) holds another family's value there, and is dropped too.
+            own = typing.get_type_hints(cls)
+            later = getattr(cls, "later_keys", ()) if any(key not in own for key in given) else ()
+            given = {key: value for key, value in given.items() if key in own and key not in later}
         sections[name] = _build_section(name, cls, given, label)
     return Config(**sections)
 

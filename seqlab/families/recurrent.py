@@ -24,7 +24,7 @@ _SUMMARIES = {
 
 
 def recurrent_states(model: RNNLM, x: Tensor, mask: Tensor, both_ways: bool) -> Tensor:
-    """x (B, T, D) → the top layer's states (B, T, H = D) from the zero state (dropout after it in
+    """x (B, T, E) → the top layer's states (B, T, H) from the zero state (dropout after it in
     training, as before the LM's output layer)."""
     states, _ = model.rnn(x)  # (B, T, H)
     return F.dropout(states, model.dropout, training=True) if model.training and model.dropout > 0 else states
@@ -32,7 +32,7 @@ def recurrent_states(model: RNNLM, x: Tensor, mask: Tensor, both_ways: bool) -> 
 
 class ReverseReader(nn.Module):
     """A second recurrent stack, of the same settings, that a bidirectional tagger runs over each
-    reversed sequence (the right-to-left half of a BiLSTM); x (B, T, D) → (B, T, H)."""
+    reversed sequence (the right-to-left half of a BiLSTM); x (B, T, E) → (B, T, H)."""
 
     def __init__(self, settings: RecurrentConfig) -> None:
         super().__init__()
@@ -42,7 +42,7 @@ class ReverseReader(nn.Module):
         return self.rnn(x)[0]
 
 
-RECURRENT_STATES = HiddenStates(read=recurrent_states, embed_width=lambda settings: settings.d_model,
+RECURRENT_STATES = HiddenStates(read=recurrent_states, embed_width=lambda settings: settings.embed_width,
                                 width=lambda settings: settings.d_model, reverse=ReverseReader)
 
 

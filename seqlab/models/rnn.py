@@ -3,9 +3,11 @@
     idx → tok_emb → n_layer × recurrent layer (dropout between layers) → dropout → lm_head → logits
 
 The recurrent stack is one of `seqlab.nn`'s torch.nn-compatible layers, chosen by `model.family`:
-`rnn` (Elman, `model.nonlinearity`), `gated` (the lectures' GatedRNN), `gru`, `lstm`; its width is
-`d_model` for the embedding and the hidden state alike, so the output layer can be tied to the
-embedding (`tie_embeddings`). The reference for parity is the same model on `torch.nn.LSTM`, which
+`rnn` (Elman, `model.nonlinearity`), `gated` (the lectures' GatedRNN), `gru`, `lstm`; its hidden
+width is `d_model`, and so is the embedding's unless `d_embed` narrows it (char-rnn feeds one-hot
+characters: a narrow embedding shrinks the first layer's input products and loses nothing on a
+small vocabulary). The output layer can be tied to the embedding (`tie_embeddings`) when both widths
+are `d_model`. The reference for parity is the same model on `torch.nn.LSTM`, which
 loads our state dict as is (see tests/models/test_rnn.py and benchmarks/bench_rnn.py).
 
 State: a tuple of (L, B, H) tensors, `(h,)` or, for the LSTM, `(h, c)`. It is passed in and returned,
@@ -20,7 +22,8 @@ context limit, so sampling never re-primes: the hidden state carries the whole p
 State-dict keys: `tok_emb.weight`, `rnn.weight_ih_l{k}` ... (torch.nn's names), `lm_head.weight`
 (the embedding when tied), `lm_head.bias` when `bias`.
 
-Dimensions: B batch · T time · D model width = H hidden width · L layers · V vocab.
+Dimensions: B batch · T time · E embedding width (`d_embed`, default D) · D model width = H hidden width
+· L layers · V vocab.
 """
 
 from __future__ import annotations
@@ -45,19 +48,32 @@ class RecurrentConfig(ModelSettings):
 
     family: Literal["rnn", "gated", "gru", "lstm"] = "lstm"
     n_layer: int = 4  # stacked recurrent layers
-    d_model: int = 128  # the embedding and hidden width
+    d_model: int = 128  # the hidden width, and the embedding's unless d_embed is set
+    d_embed: int = 0  # the token embedding width, the first layer's input; 0: d_model
     block_size: int = 64  # the truncated-BPTT window; the carried state reaches further back
     dropout: float = 0.0  # between layers and before the output layer
     bias: bool = True
     tie_embeddings: bool = True  # the output layer is the token embedding
     nonlinearity: Literal["tanh", "relu"] = "tanh"  # family rnn only: the Elman RNN's activation
 
+    # Settings added after runs stopped listing every family's keys: in such an older run's file,
+    # d_embed is the MLP's or WaveNet's (seqlab.config.load drops it there).
+    later_keys = ("d_embed",)
+
     def __post_init__(self) -> None:
         for name in ("n_layer", "d_model", "block_size"):
             _require(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), "a positive integer")
+        _require(self.d_embed >= 0, "model.d_embed", self.d_embed, "a positive integer, or 0 for d_model")
+        _require(self.embed_width == self.d_model or not self.tie_embeddings, "model.d_embed", self.d_embed,
+                 f"d_model ({self.d_model}) or 0 when tie_embeddings = true (the output layer is the embedding)")
         _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a number in [0, 1)")
         _require(self.nonlinearity == "tanh" or self.family == "rnn", "model.nonlinearity", self.nonlinearity,
                  "\"tanh\" unless model.family = \"rnn\"")
+
+    @property
+    def embed_width(self) -> int:
+        """E: the token embedding's width, which the first recurrent layer reads."""
+        return self.d_embed or self.d_model
 
 
 # The layer each recurrent family stacks (torch.nn's constructor arguments); only the Elman RNN
@@ -66,11 +82,12 @@ LAYERS: dict[str, type[nn.Module]] = {"rnn": RNN, "gated": GatedRNN, "gru": GRU,
 
 
 def build_recurrent(config: RecurrentConfig) -> nn.Module:
-    """The batch-first recurrent stack that `config.family` names: n_layer layers of width d_model."""
+    """The batch-first recurrent stack that `config.family` names: n_layer layers of width d_model,
+    the first reading the embedding's width."""
     kwargs = dict(bias=config.bias, batch_first=True, dropout=config.dropout if config.n_layer > 1 else 0.0)
     if config.nonlinearity != "tanh":  # RecurrentConfig allows it for the Elman RNN only
         kwargs["nonlinearity"] = config.nonlinearity
-    return LAYERS[config.family](config.d_model, config.d_model, config.n_layer, **kwargs)
+    return LAYERS[config.family](config.embed_width, config.d_model, config.n_layer, **kwargs)
 
 
 class RNNLM(CarriedStateMixin, nn.Module):
@@ -92,7 +109,7 @@ class RNNLM(CarriedStateMixin, nn.Module):
         self.config = config
         self.vocab_size = vocab_size
         self.dropout = config.dropout  # after the last layer; the stack applies it between layers
-        self.tok_emb = nn.Embedding(vocab_size, config.d_model)
+        self.tok_emb = nn.Embedding(vocab_size, config.embed_width)
         self.rnn = build_recurrent(config)
         self.lm_head = nn.Linear(config.d_model, vocab_size, bias=config.bias)
         if config.tie_embeddings:
@@ -107,7 +124,7 @@ class RNNLM(CarriedStateMixin, nn.Module):
         `targets` (B, T) may use -1 for positions to ignore. `state` continues a sequence (zeros if
         None); `return_state` adds the final state, a tuple of (L, B, H) tensors.
         """
-        x = self.tok_emb(idx)  # (B, T, D)
+        x = self.tok_emb(idx)  # (B, T, E)
         hx = None if state is None else (state if len(state) > 1 else state[0])
         x, h_n = self.rnn(x, hx)  # (B, T, H); h_n (L, B, H) or the LSTM's pair
         if self.training and self.dropout > 0.0:

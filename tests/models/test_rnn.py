@@ -110,6 +110,24 @@ def test_state_dict_loads_into_torch_nn_lstm_with_equal_outputs():
     torch.testing.assert_close(model(idx)[0], ours)
 
 
+def test_a_narrow_embedding_feeds_the_first_layer_and_is_never_tied():
+    torch.manual_seed(5)
+    model = build_model(tiny("lstm", d_embed=5, tie_embeddings=False), VOCAB).double().eval()
+    assert model.tok_emb.weight.shape == (VOCAB, 5) and model.rnn.weight_ih_l0.shape == (48, 5)
+    assert model.rnn.weight_ih_l1.shape == (48, 12)
+    idx = torch.randint(VOCAB, (2, 7))
+    ours, _ = model(idx)
+    reference = nn.LSTM(5, 12, 2, batch_first=True).double()
+    reference.load_state_dict(model.rnn.state_dict())
+    model.rnn = reference
+    torch.testing.assert_close(model(idx)[0], ours)
+    assert tiny("gru", d_embed=12, tie_embeddings=True).embed_width == 12  # equal to d_model: tying works
+    with pytest.raises(Exception, match="model.d_embed"):
+        tiny("lstm", d_embed=5, tie_embeddings=True)
+    with pytest.raises(Exception, match="model.d_embed"):
+        tiny("lstm", d_embed=-1, tie_embeddings=False)
+
+
 # ---- truncated BPTT ------------------------------------------------------------------------------
 
 def token_data(n: int = 203) -> TokenData:
