@@ -99,15 +99,19 @@ def test_greedy_generation_is_deterministic_and_cached_equals_recompute():
     assert torch.equal(generate(model, idx, 10, temperature=1.0, seed=5), sampled)
 
 
-def test_state_dict_loads_into_torch_nn_lstm_with_equal_outputs():
-    torch.manual_seed(4)
-    model = build_model(tiny("lstm"), VOCAB).double().eval()
+def assert_equal_on_torch_nn_lstm(model, input_size: int) -> None:
+    """The model's logits are unchanged when its stack is replaced by torch.nn.LSTM with its weights."""
     idx = torch.randint(VOCAB, (2, 7))
     ours, _ = model(idx)
-    reference = nn.LSTM(12, 12, 2, batch_first=True).double()
+    reference = nn.LSTM(input_size, 12, 2, batch_first=True).double()
     reference.load_state_dict(model.rnn.state_dict())
     model.rnn = reference
     torch.testing.assert_close(model(idx)[0], ours)
+
+
+def test_state_dict_loads_into_torch_nn_lstm_with_equal_outputs():
+    torch.manual_seed(4)
+    assert_equal_on_torch_nn_lstm(build_model(tiny("lstm"), VOCAB).double().eval(), 12)
 
 
 def test_a_narrow_embedding_feeds_the_first_layer_and_is_never_tied():
@@ -115,12 +119,7 @@ def test_a_narrow_embedding_feeds_the_first_layer_and_is_never_tied():
     model = build_model(tiny("lstm", d_embed=5, tie_embeddings=False), VOCAB).double().eval()
     assert model.tok_emb.weight.shape == (VOCAB, 5) and model.rnn.weight_ih_l0.shape == (48, 5)
     assert model.rnn.weight_ih_l1.shape == (48, 12)
-    idx = torch.randint(VOCAB, (2, 7))
-    ours, _ = model(idx)
-    reference = nn.LSTM(5, 12, 2, batch_first=True).double()
-    reference.load_state_dict(model.rnn.state_dict())
-    model.rnn = reference
-    torch.testing.assert_close(model(idx)[0], ours)
+    assert_equal_on_torch_nn_lstm(model, 5)
     assert tiny("gru", d_embed=12, tie_embeddings=True).embed_width == 12  # equal to d_model: tying works
     with pytest.raises(Exception, match="model.d_embed"):
         tiny("lstm", d_embed=5, tie_embeddings=True)
