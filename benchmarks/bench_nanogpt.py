@@ -83,7 +83,7 @@ def run(checkout: str | Path | None = None, rounds: int = 2) -> dict | None:
         print("\nnanoGPT's train.py: skipped (give a checkout: NANOGPT=path make bench)")
         return None
     bf16 = native_bfloat16(torch.device("cpu"))
-    contenders = {"nanoGPT train.py (float32, eager)": lambda folder, n: _nanogpt(folder, n),
+    contenders = {"nanoGPT train.py (float32, eager)": _nanogpt,
                   "seqlab preset, float32 (compiled)": lambda folder, n: _seqlab(folder, n, "float32")}
     if bf16:
         contenders["seqlab preset, bfloat16 (compiled)"] = lambda folder, n: _seqlab(folder, n, "bfloat16")

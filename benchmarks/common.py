@@ -75,7 +75,8 @@ def machine_line() -> str:
     threads, cores, load average (1, 5, 15 minutes)."""
     info = machine()
     load = " / ".join(f"{x:.2f}" for x in info["load_average"])
-    return (f"{info['cpu']}, native bfloat16: {'yes' if info['native_bfloat16'] else 'no'}, torch {info['torch']}, threads {info['torch_threads']}, cpus {info['cpu_count']}, "
+    return (f"{info['cpu']}, native bfloat16: {'yes' if info['native_bfloat16'] else 'no'}, "
+            f"torch {info['torch']}, threads {info['torch_threads']}, cpus {info['cpu_count']}, "
             f"load average {load} (1/5/15 min)")
 
 

@@ -173,11 +173,11 @@ def _finished(run_dir: Path, config: Config, from_weights: bool) -> str | None:
         checkpoint = latest_checkpoint(run_dir)
         step = checkpoint.step if checkpoint is not None else None
     end, budget = config.train.max_steps, config.train.budget_seconds
-    if budget is not None and not from_weights and checkpoint is not None:
-        minutes = float(checkpoint.trainer.get("wall_seconds", 0.0)) / 60
-        if step is not None and step < end and minutes * 60 >= budget:
+    if budget is not None and not from_weights and checkpoint is not None and step < end:
+        spent = float(checkpoint.trainer.get("wall_seconds", 0.0))
+        if spent >= budget:
             return (f"nothing to train: {run_dir} has used its train.max_minutes = {config.train.max_minutes:g} "
-                    f"({minutes:.1f} min, step {step}); to train on, resume with a larger --train.max_minutes")
+                    f"({spent / 60:.1f} min, step {step}); to train on, resume with a larger --train.max_minutes")
     if step is None or step < end:
         return None
     return (f"nothing to train: {run_dir} has reached step {step} of train.max_steps = {end}; to train on, "
@@ -302,9 +302,10 @@ def plot_title(run_dir: Path, config: Config) -> str:
     train = config.train
     block = getattr(config.model, "block_size", None) or 0  # windows of block_size tokens, where it has one
     tokens = train.batch_size * train.grad_accum_steps * block * train.max_steps
-    budget = f"{train.max_steps:,} steps" + (f" ({tokens / 1e6:.3g}M tokens)" if tokens else "")
     if train.budget_seconds is not None:
         budget = f"{train.max_minutes:g} min"
+    else:
+        budget = f"{train.max_steps:,} steps" + (f" ({tokens / 1e6:.3g}M tokens)" if tokens else "")
     corpus = Path(config.data.corpus).name or config.data.corpus
     return f"{Path(run_dir).name}: {config.model.family} on {corpus}, {budget}"
 

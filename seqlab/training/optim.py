@@ -62,18 +62,15 @@ def learning_rate(step: int, config: TrainConfig, anchor: ScheduleAnchor | None 
     is continuous at the resume step and the curve keeps its shape, squeezed or stretched to the new
     end, instead of jumping to where the new schedule would have been (see `reaim`)."""
     if anchor is not None and step >= anchor.step:
-        if step >= config.decay_steps:
-            return config.min_lr
-        progress = max((step - anchor.step) / max(1, config.decay_steps - anchor.step), time_spent)
-        if progress >= 1.0:
-            return config.min_lr
-        return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (anchor.lr - config.min_lr)
-    if step < config.warmup_steps:
+        start, top = anchor.step, anchor.lr
+    elif step < config.warmup_steps:
         return config.lr * (step + 1) / (config.warmup_steps + 1)
-    progress = max((step - config.warmup_steps) / max(1, config.decay_steps - config.warmup_steps), time_spent)
+    else:
+        start, top = config.warmup_steps, config.lr
+    progress = max((step - start) / max(1, config.decay_steps - start), time_spent)
     if step >= config.decay_steps or progress >= 1.0:
         return config.min_lr
-    return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
+    return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (top - config.min_lr)
 
 
 def reaim(step: int, config: TrainConfig, old_decay_steps: int,

@@ -418,8 +418,8 @@ class Trainer:
                 self.clock.end_training(self.tokens_seen - tokens)
                 budget = config.budget_seconds
                 if budget is not None:
-                    self._out_of_time = self.elapsed >= budget
-                    self.clock.seconds_cap = max(0.0, budget - self.elapsed)
+                    left = budget - self.elapsed
+                    self._out_of_time, self.clock.seconds_cap = left <= 0, max(0.0, left)
                 bar.update(1)
                 if self.due(config.log_every):
                     self._log(loss)
