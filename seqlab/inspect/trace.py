@@ -273,12 +273,12 @@ def layer_states(stack: _StackedRecurrent, x: Tensor, hx=None) -> dict[str, Tens
     seq = x.transpose(0, 1) if stack.batch_first else x  # (T, B, F)
     state = stack._initial_state(hx, seq)
     out: dict[str, Tensor] = {}
-    layer_input = seq
+    layer_input, weights = seq, stack._flat_weights()  # eval mode: the weights as they are
     for layer in range(stack.num_layers):
         per_direction: list[list[Tensor]] = []
         for direction in range(stack.num_directions):
             index = layer * stack.num_directions + direction
-            inputs, step = stack._stepper(layer_input, stack._weights(index), fast=False)
+            inputs, step = stack._stepper(layer_input, stack._weights(weights, index), fast=False)
             s = tuple(part[index] for part in state)
             steps: list[tuple[Tensor, ...]] = [()] * inputs.shape[0]
             for t in (range(inputs.shape[0] - 1, -1, -1) if direction else range(inputs.shape[0])):

@@ -2,6 +2,9 @@
 
     idx → tok_emb → n_layer × recurrent layer (dropout between layers) → dropout → lm_head → logits
 
+In training, `weight_dropout` also drops elements of every hidden-to-hidden weight matrix, one mask
+per forward (DropConnect, as AWD-LSTM regularises the recurrence without touching the fused kernel).
+
 The recurrent stack is one of `seqlab.nn`'s torch.nn-compatible layers, chosen by `model.family`:
 `rnn` (Elman, `model.nonlinearity`), `gated` (the lectures' GatedRNN), `gru`, `lstm`; its hidden
 width is `d_model`, and so is the embedding's unless `d_embed` narrows it (char-rnn feeds one-hot
@@ -52,6 +55,7 @@ class RecurrentConfig(ModelSettings):
     d_embed: int = 0  # the token embedding width, the first layer's input; 0: d_model
     block_size: int = 64  # the truncated-BPTT window; the carried state reaches further back
     dropout: float = 0.0  # between layers and before the output layer
+    weight_dropout: float = 0.0  # DropConnect on the hidden-to-hidden weights in training (AWD-LSTM)
     bias: bool = True
     tie_embeddings: bool = True  # the output layer is the token embedding
     nonlinearity: Literal["tanh", "relu"] = "tanh"  # family rnn only: the Elman RNN's activation
@@ -67,6 +71,7 @@ class RecurrentConfig(ModelSettings):
         _require(self.embed_width == self.d_model or not self.tie_embeddings, "model.d_embed", self.d_embed,
                  f"d_model ({self.d_model}) or 0 when tie_embeddings = true (the output layer is the embedding)")
         _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a number in [0, 1)")
+        _require(0.0 <= self.weight_dropout < 1.0, "model.weight_dropout", self.weight_dropout, "a number in [0, 1)")
         _require(self.nonlinearity == "tanh" or self.family == "rnn", "model.nonlinearity", self.nonlinearity,
                  "\"tanh\" unless model.family = \"rnn\"")
 
@@ -84,7 +89,8 @@ LAYERS: dict[str, type[nn.Module]] = {"rnn": RNN, "gated": GatedRNN, "gru": GRU,
 def build_recurrent(config: RecurrentConfig) -> nn.Module:
     """The batch-first recurrent stack that `config.family` names: n_layer layers of width d_model,
     the first reading the embedding's width."""
-    kwargs = dict(bias=config.bias, batch_first=True, dropout=config.dropout if config.n_layer > 1 else 0.0)
+    kwargs = dict(bias=config.bias, batch_first=True, dropout=config.dropout if config.n_layer > 1 else 0.0,
+                  weight_dropout=config.weight_dropout)
     if config.nonlinearity != "tanh":  # RecurrentConfig allows it for the Elman RNN only
         kwargs["nonlinearity"] = config.nonlinearity
     return LAYERS[config.family](config.embed_width, config.d_model, config.n_layer, **kwargs)

@@ -62,15 +62,17 @@ class _StackedRecurrent(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None) -> None:
+                 weight_dropout: float = 0.0, device=None, dtype=None) -> None:
         super().__init__()
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"dropout must be in [0, 1], got {dropout}")
+        if not 0.0 <= weight_dropout < 1.0:
+            raise ValueError(f"weight_dropout must be in [0, 1), got {weight_dropout}")
         if hidden_size <= 0 or num_layers <= 0:
             raise ValueError(f"hidden_size and num_layers must be positive, got {hidden_size}, {num_layers}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
-        self.bidirectional = bidirectional
+        self.bidirectional, self.weight_dropout = bidirectional, float(weight_dropout)
         directions = 2 if bidirectional else 1
         # Registration order is torch's (layer, direction, ih before hh, weights before biases): the
         # flat weight list of the fused kernels, and the order reset_parameters draws in.
@@ -99,20 +101,27 @@ class _StackedRecurrent(nn.Module):
         for weight in self.parameters():
             nn.init.uniform_(weight, -bound, bound)
 
-    def _weights(self, index: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-        """(w_ih, w_hh, b_ih, b_hh) of layer·D + direction `index`; biases None without bias."""
-        names = self._weight_names[index]
-        w_ih, w_hh = getattr(self, names[0]), getattr(self, names[1])
-        if not self.bias:
-            return w_ih, w_hh, None, None
-        return w_ih, w_hh, getattr(self, names[2]), getattr(self, names[3])
-
     def _flat_weights(self) -> list[Tensor]:
-        return [getattr(self, name) for names in self._weight_names for name in names]
+        """The weights one forward uses, in the fused kernels' flat order (each index's w_ih, w_hh
+        and, with bias, b_ih, b_hh). In training with `weight_dropout`, every w_hh is a DropConnect
+        copy (Wan et al. 2013; AWD-LSTM, Merity et al. 2017): elements zeroed with that probability,
+        the rest scaled by 1/(1 − p), one mask for the whole sequence, so the fused kernel runs as is."""
+        drop = self.training and self.weight_dropout > 0.0
+        return [F.dropout(getattr(self, name), self.weight_dropout, training=True)
+                if drop and name.startswith("weight_hh") else getattr(self, name)
+                for names in self._weight_names for name in names]
+
+    def _weights(self, flat: list[Tensor], index: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """(w_ih, w_hh, b_ih, b_hh) of layer·D + direction `index` in `flat`; biases None without bias."""
+        per = 4 if self.bias else 2
+        group = flat[index * per:(index + 1) * per]
+        return tuple(group) if self.bias else (*group, None, None)
 
     def extra_repr(self) -> str:
+        drop = f", weight_dropout={self.weight_dropout}" if self.weight_dropout else ""
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}, "
-                f"batch_first={self.batch_first}, dropout={self.dropout}, bidirectional={self.bidirectional}")
+                f"batch_first={self.batch_first}, dropout={self.dropout}, bidirectional={self.bidirectional}"
+                + drop)
 
     # -- public interface --------------------------------------------------------------------------
 
@@ -172,15 +181,20 @@ class _StackedRecurrent(nn.Module):
     # -- the two paths -----------------------------------------------------------------------------
 
     def _run(self, x: Tensor, state: State, lengths: Tensor | None, explicit: bool) -> tuple[Tensor, State]:
-        """x (T, B, F), state tuple of (L·D, B, H) → output (T, B, D·H), h_n tuple of (L·D, B, H)."""
-        if explicit:
-            return self._run_stack(x, state, lengths, fast=False)
-        return self._run_fast(x, state, lengths)
+        """x (T, B, F), state tuple of (L·D, B, H) → output (T, B, D·H), h_n tuple of (L·D, B, H).
 
-    def _run_fast(self, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
+        Both paths read the same weights, drawn once here (see `_flat_weights`)."""
+        weights = self._flat_weights()
+        if explicit:
+            return self._run_stack(x, state, lengths, weights, fast=False)
+        return self._run_fast(x, state, lengths, weights)
+
+    def _run_fast(self, x: Tensor, state: State, lengths: Tensor | None,
+                  weights: list[Tensor]) -> tuple[Tensor, State]:
         raise NotImplementedError
 
-    def _run_stack(self, x: Tensor, state: State, lengths: Tensor | None, *, fast: bool) -> tuple[Tensor, State]:
+    def _run_stack(self, x: Tensor, state: State, lengths: Tensor | None, weights: list[Tensor], *,
+                   fast: bool) -> tuple[Tensor, State]:
         """Layer by layer, direction by direction, step by step; dropout between layers."""
         finals: list[State] = []
         layer_input = x  # (T, B, F) for the first layer, (T, B, D·H) above
@@ -188,7 +202,7 @@ class _StackedRecurrent(nn.Module):
             outputs = []
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
-                inputs, step = self._stepper(layer_input, self._weights(index), fast=fast)
+                inputs, step = self._stepper(layer_input, self._weights(weights, index), fast=fast)
                 out, final = _run_direction(inputs, step, tuple(s[index] for s in state), lengths,
                                             reverse=direction == 1)
                 outputs.append(out)
@@ -235,10 +249,11 @@ class _FusedRecurrent(_StackedRecurrent):
 
     _kernel: str  # "rnn_tanh", "rnn_relu", "gru" or "lstm"
 
-    def _run_fast(self, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
+    def _run_fast(self, x: Tensor, state: State, lengths: Tensor | None,
+                  weights: list[Tensor]) -> tuple[Tensor, State]:
         kernel = getattr(_VF, self._kernel)
         hx = state if self.state_size > 1 else state[0]
-        args = (self._flat_weights(), self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
+        args = (weights, self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
         if lengths is None:
             output, *h_n = kernel(x, hx, *args, False)  # last argument: batch_first, already time-major
             return output, tuple(h_n)
@@ -300,8 +315,9 @@ class GatedRNN(_StackedRecurrent):
     gates = 2
     cell = staticmethod(gated_rnn_cell)
 
-    def _run_fast(self, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
-        return self._run_stack(x, state, lengths, fast=True)
+    def _run_fast(self, x: Tensor, state: State, lengths: Tensor | None,
+                  weights: list[Tensor]) -> tuple[Tensor, State]:
+        return self._run_stack(x, state, lengths, weights, fast=True)
 
     def _stepper(self, x: Tensor, weights, *, fast: bool) -> tuple[Tensor, Step]:
         if not fast:

@@ -127,6 +127,23 @@ def test_a_narrow_embedding_feeds_the_first_layer_and_is_never_tied():
         tiny("lstm", d_embed=-1, tie_embeddings=False)
 
 
+def test_weight_dropout_reaches_every_recurrent_layer_in_training_only():
+    torch.manual_seed(6)
+    model = build_model(tiny("gru", weight_dropout=0.5), VOCAB)
+    assert model.rnn.weight_dropout == 0.5
+    idx = torch.randint(VOCAB, (2, 6))
+    model.eval()
+    torch.testing.assert_close(model(idx)[0], model(idx)[0])  # eval: the weights as they are
+    model.train()
+    torch.manual_seed(7)
+    first = model(idx)[0]
+    torch.manual_seed(8)
+    assert not torch.allclose(first, model(idx)[0])  # a fresh mask each forward
+    for bad in (-0.1, 1.0):
+        with pytest.raises(Exception, match="model.weight_dropout"):
+            tiny("lstm", weight_dropout=bad)
+
+
 # ---- truncated BPTT ------------------------------------------------------------------------------
 
 def token_data(n: int = 203) -> TokenData:

@@ -10,15 +10,17 @@ F_IN, H, T, B = 4, 3, 5, 3
 
 
 def build(mode: str, num_layers: int = 1, **kwargs):
-    """Ours and torch.nn's module for `mode`, float64, with the same random (non-default) weights."""
+    """Ours and torch.nn's module for `mode`, float64, with the same random (non-default) weights
+    (`weight_dropout`, which torch.nn lacks, goes to ours alone)."""
+    theirs = {key: value for key, value in kwargs.items() if key != "weight_dropout"}
     match mode:
         case "rnn_tanh" | "rnn_relu":
             act = mode.removeprefix("rnn_")
-            ours, ref = RNN(F_IN, H, num_layers, nonlinearity=act, **kwargs), nn.RNN(F_IN, H, num_layers, nonlinearity=act, **kwargs)
+            ours, ref = RNN(F_IN, H, num_layers, nonlinearity=act, **kwargs), nn.RNN(F_IN, H, num_layers, nonlinearity=act, **theirs)
         case "gru":
-            ours, ref = GRU(F_IN, H, num_layers, **kwargs), nn.GRU(F_IN, H, num_layers, **kwargs)
+            ours, ref = GRU(F_IN, H, num_layers, **kwargs), nn.GRU(F_IN, H, num_layers, **theirs)
         case "lstm":
-            ours, ref = LSTM(F_IN, H, num_layers, **kwargs), nn.LSTM(F_IN, H, num_layers, **kwargs)
+            ours, ref = LSTM(F_IN, H, num_layers, **kwargs), nn.LSTM(F_IN, H, num_layers, **theirs)
         case "gated":
             return GatedRNN(F_IN, H, num_layers, **kwargs).double(), None
     ref = ref.double()
@@ -278,6 +280,52 @@ def test_dropout_only_between_layers_and_only_in_training(mode, explicit, seed=9
                 torch.testing.assert_close(as_list(train_h)[0][:2], as_list(plain_h)[0][:2])
                 assert not torch.allclose(as_list(train_h)[0][top], as_list(plain_h)[0][top])
                 assert not torch.allclose(train_out, plain_out)
+
+
+@pytest.mark.parametrize("mode", MODES + ["gated"])
+def test_weight_dropout_fast_path_equals_explicit_in_training(mode, seed=11):
+    """One DropConnect mask per forward, drawn before either path runs: the same seed gives both
+    paths the same masked weights, so outputs, states and gradients agree."""
+    torch.manual_seed(seed)
+    x, hx = torch.randn(T, B, F_IN, dtype=torch.float64), random_state(mode, 4, B)
+    module, _ = build(mode, 2, bidirectional=True, weight_dropout=0.4)
+    module.train()
+    torch.manual_seed(seed + 1)
+    fast = run_with_grads(module, x, hx)
+    torch.manual_seed(seed + 1)
+    assert_same(run_with_grads(module, x, hx, explicit=True), fast)
+    assert fast["grad_weight_hh_l1"].ne(0).any()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_weight_dropout_is_torch_nn_with_masked_recurrent_weights(mode, seed=12):
+    """Training with weight_dropout p equals torch.nn's module (no dropout) whose every weight_hh is
+    that matrix with elements zeroed at rate p and the rest scaled by 1/(1-p); eval uses the weights as
+    they are; the other weights and the biases are never dropped."""
+    p = 0.5
+    torch.manual_seed(seed)
+    x = torch.randn(T, B, F_IN, dtype=torch.float64)
+    ours, ref = build(mode, 2, weight_dropout=p)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x)[0], ref(x)[0])  # eval: no mask
+        torch.manual_seed(seed + 1)
+        trained, _ = ours.train()(x)
+        torch.manual_seed(seed + 1)  # the masks again, in the same order: layer by layer
+        masks = {name: torch.nn.functional.dropout(torch.ones_like(w), p) for name, w in ours.named_parameters()
+                 if name.startswith("weight_hh")}
+        for name, mask in masks.items():
+            assert set(mask.unique().tolist()) <= {0.0, 1 / (1 - p)}
+            getattr(ref, name).mul_(mask)
+        torch.testing.assert_close(trained, ref(x)[0])
+
+
+def test_weight_dropout_drops_about_its_rate_and_rejects_one():
+    lstm = LSTM(8, 64, weight_dropout=0.3).train()
+    (w_ih, w_hh, *_), share = lstm._flat_weights(), lambda w: w.eq(0).double().mean().item()
+    assert share(w_ih) == 0.0 and abs(share(w_hh) - 0.3) < 0.03  # 16,384 elements: 0.03 is over 8 sigma
+    assert "weight_dropout=0.3" in repr(lstm)
+    with pytest.raises(ValueError, match="weight_dropout"):
+        LSTM(8, 4, weight_dropout=1.0)
 
 
 # -- parameters, construction, errors ------------------------------------------------------------
