@@ -381,7 +381,7 @@ class FinetuneConfig:
     rank: int = 8
     alpha: float = 16.0  # the adapters' scale is alpha / rank
     dropout: float = 0.0  # on the adapters' inputs, in training
-    targets: tuple[str, ...] = ("attn.qkv", "attn.out")  # the linear layers that get adapters (lora)
+    targets: tuple[str, ...] = ("attn.qkv", "attn.out")  # the linear layers (or embeddings) that get adapters (lora)
     freeze: tuple[str, ...] = ()  # parts kept fixed (full)
 
     def __post_init__(self) -> None:

@@ -1,4 +1,4 @@
-"""Low-rank adapters (LoRA, Hu et al. 2021) on a model's linear layers.
+"""Low-rank adapters (LoRA, Hu et al. 2021) on a model's linear layers and embeddings.
 
 A frozen weight W (out × in) gets a trainable update of rank r: y = x Wᵀ + b + s · dropout(x) Aᵀ Bᵀ,
 with A (r × in) drawn like a linear layer's weight, B (out × r) zero at the start (so training
@@ -12,10 +12,18 @@ A target names a linear layer by the end of its module path, as peft's `target_m
 adapter each (what peft's `q_proj`, `v_proj` are on a model whose projections are separate),
 through the rows a module declares in `packed_rows()`.
 
-`LoRALinear` subclasses `nn.Linear` and keeps its `weight` and `bias` parameters, so the base
-weights keep their state-dict keys; the adapters add `….lora_A.NAME` and `….lora_B.NAME`.
+An embedding (`"tok_emb"`) gets one too, as peft's: the row of token i moves by s · B A[:, i],
+with A (r × V) zero at the start and B (D × r) drawn from N(0, 1). It lets a task learn what its
+words mean for it (a sentiment word's direction) when the base's vectors are fixed. A tied output
+layer (`model.tie_embeddings`) reads the base matrix, unadapted; merging writes into that matrix,
+so it moves the output layer too: a task run, which never reads it, merges exactly.
 
-Dimensions: N rows of x · I in features · O out features (or the rows of one packed part) · r rank.
+`LoRALinear` subclasses `nn.Linear` (`LoRAEmbedding`, `nn.Embedding`) and keeps its `weight` and
+`bias` parameters, so the base weights keep their state-dict keys and their ties; the adapters add
+`….lora_A.NAME` and `….lora_B.NAME`.
+
+Dimensions: N rows of x · I in features · O out features (or the rows of one packed part) · r rank
+· V embedding rows (the vocabulary) · D embedding width.
 """
 
 from __future__ import annotations
@@ -110,6 +118,45 @@ class LoRALinear(nn.Linear):
         return layer
 
 
+class LoRAEmbedding(nn.Embedding):
+    """A frozen embedding plus a low-rank update of its rows (peft's embedding LoRA: no dropout)."""
+
+    def __init__(self, base: nn.Embedding, settings: LoRASettings) -> None:
+        nn.Module.__init__(self)
+        self.num_embeddings, self.embedding_dim = base.num_embeddings, base.embedding_dim
+        self.padding_idx, self.max_norm, self.norm_type = base.padding_idx, base.max_norm, base.norm_type
+        self.scale_grad_by_freq, self.sparse = base.scale_grad_by_freq, base.sparse
+        self.weight = base.weight  # the same Parameter: its key, and a tied output layer's, unchanged
+        self.weight.requires_grad_(False)
+        self.scale = settings.scale
+        device, dtype = base.weight.device, base.weight.dtype
+        self.lora_A = nn.ParameterDict(
+            {WHOLE: nn.Parameter(torch.zeros(settings.rank, self.num_embeddings, device=device, dtype=dtype))})
+        self.lora_B = nn.ParameterDict(
+            {WHOLE: nn.Parameter(torch.randn(self.embedding_dim, settings.rank, device=device, dtype=dtype))})
+
+    def delta(self) -> Tensor:
+        """s · (B A)ᵀ: (V, D)."""
+        return self.scale * (self.lora_B[WHOLE] @ self.lora_A[WHOLE]).T
+
+    def forward(self, ids: Tensor) -> Tensor:
+        y = super().forward(ids)  # (..., D)
+        rows = F.embedding(ids, self.lora_A[WHOLE].T, self.padding_idx)  # (..., r): columns of A
+        return y + self.scale * F.linear(rows, self.lora_B[WHOLE])
+
+    def merged(self) -> nn.Embedding:
+        """A plain embedding with W + s · (B A)ᵀ, written into the base Parameter itself, so that a
+        layer tied to it stays tied (and moves with it)."""
+        layer = nn.Embedding(self.num_embeddings, self.embedding_dim, padding_idx=self.padding_idx,
+                             max_norm=self.max_norm, norm_type=self.norm_type,
+                             scale_grad_by_freq=self.scale_grad_by_freq, sparse=self.sparse, device="meta")
+        layer.weight = self.weight  # the Parameter object itself: ties are by identity
+        with torch.no_grad():
+            layer.weight += self.delta()
+        layer.weight.requires_grad_(True)  # a plain layer again, as LoRALinear.merged's
+        return layer
+
+
 def _packed_parts(model: nn.Module) -> dict[str, tuple[str, slice]]:
     """"PATH.PART" -> ("PATH.LINEAR", rows) for every module that declares packed_rows()."""
     parts: dict[str, tuple[str, slice]] = {}
@@ -126,9 +173,9 @@ def _matches(path: str, target: str) -> bool:
 
 
 def resolve_targets(model: nn.Module, targets: Sequence[str]) -> dict[str, dict[str, slice]]:
-    """The linear layers the targets name: module path -> {adapter name: output rows}. A target that
-    matches nothing is an error that lists what could be adapted."""
-    linears = {path for path, module in model.named_modules() if isinstance(module, nn.Linear)}
+    """The linear layers and embeddings the targets name: module path -> {adapter name: output
+    rows}. A target that matches nothing is an error that lists what could be adapted."""
+    linears = {path for path, module in model.named_modules() if isinstance(module, (nn.Linear, nn.Embedding))}
     packed = _packed_parts(model)
     chosen: dict[str, dict[str, slice]] = {}
     for target in targets:
@@ -141,7 +188,7 @@ def resolve_targets(model: nn.Module, targets: Sequence[str]) -> dict[str, dict[
             chosen.setdefault(linear, {})[path.rsplit(".", 1)[1]] = rows
         if not hits and not parts:
             names = sorted({_short(path) for path in linears} | {_short(path) for path in packed})
-            raise ConfigError(f"finetune.targets: {target!r} names no linear layer of this model; "
+            raise ConfigError(f"finetune.targets: {target!r} names no linear layer or embedding of this model; "
                               f"it has: {', '.join(names)}")
     for path, parts_of in chosen.items():
         if WHOLE in parts_of and len(parts_of) > 1:
@@ -161,7 +208,8 @@ def _short(path: str) -> str:
 
 def add_lora(model: nn.Module, settings: LoRASettings, *, seed: int | None = None) -> list[str]:
     """Freeze every parameter of `model`, put adapters on the target layers (in place) and return
-    the adapted layers' paths. The adapters are the only trainable parameters afterwards."""
+    the adapted layers' paths. The adapters are the only trainable parameters afterwards (an
+    embedding's B is drawn from the random state, seeded by `seed` when given)."""
     chosen = resolve_targets(model, settings.targets)
     for parameter in model.parameters():
         parameter.requires_grad_(False)
@@ -172,9 +220,11 @@ def add_lora(model: nn.Module, settings: LoRASettings, *, seed: int | None = Non
         for path, parts in chosen.items():
             parent, name = _parent(model, path)
             layer = getattr(parent, name)
-            if isinstance(layer, LoRALinear):
+            if isinstance(layer, (LoRALinear, LoRAEmbedding)):
                 raise ConfigError(f"{path} already has adapters")
-            setattr(parent, name, LoRALinear(layer, settings, parts))
+            adapted = (LoRAEmbedding(layer, settings) if isinstance(layer, nn.Embedding)
+                       else LoRALinear(layer, settings, parts))
+            setattr(parent, name, adapted)
     finally:
         if seed is not None:
             torch.random.set_rng_state(generator_state)
@@ -186,8 +236,9 @@ def _parent(model: nn.Module, path: str) -> tuple[nn.Module, str]:
     return (model.get_submodule(head) if head else model), name
 
 
-def lora_layers(model: nn.Module) -> Iterable[tuple[str, LoRALinear]]:
-    return ((path, module) for path, module in model.named_modules() if isinstance(module, LoRALinear))
+def lora_layers(model: nn.Module) -> Iterable[tuple[str, LoRALinear | LoRAEmbedding]]:
+    return ((path, module) for path, module in model.named_modules()
+            if isinstance(module, (LoRALinear, LoRAEmbedding)))
 
 
 def merge_lora(model: nn.Module) -> int:

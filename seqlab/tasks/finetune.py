@@ -5,8 +5,8 @@ records them) and its weights; an `import-hf` run is a base like any other. Then
 
 - `method = "full"`: everything trains except the parts `freeze` names, which keep the base's
   values bit for bit (no gradient, no weight decay: they are left out of the optimizer);
-- `method = "lora"`: the base's weights are fixed and the linear layers `targets` names get
-  low-rank adapters (`seqlab.nn.lora`, Hu et al. 2021); a task run's new parts (its head, CRF,
+- `method = "lora"`: the base's weights are fixed and the linear layers (and embeddings) `targets`
+  names get low-rank adapters (`seqlab.nn.lora`, Hu et al. 2021); a task run's new parts (its head, CRF,
   input projection) train too. The run saves them on their own, `adapters.safetensors`, and is
   loaded by putting them onto its base run again; `seqlab merge` folds them into a plain run.
 
@@ -101,7 +101,7 @@ def prepare(model: nn.Module, config: Config, *, load_base: bool, announce: bool
         log.info("starting from the weights of %s", base)
     if lora:
         layers = add_lora(model, lora_settings(config), seed=config.train.seed)
-        log.info("LoRA rank %d on %d linear layers (%s)", config.finetune.rank, len(layers),
+        log.info("LoRA rank %d on %d layer%s (%s)", config.finetune.rank, len(layers), "s" * (len(layers) != 1),
                  ", ".join(config.finetune.targets))
     elif frozen:
         for path, parameter in model.named_parameters():

@@ -82,7 +82,7 @@ def test_full_fine_tuning_takes_the_base_and_keeps_frozen_parts_bit_for_bit(work
 def test_a_lora_run_saves_small_adapters_and_merges_to_the_same_logits(work, base, capsys):
     run, merged = work / "lora", work / "merged"
     config = task_config(work, base, '[finetune]\nmethod = "lora"\nrank = 2\nalpha = 4\n'
-                                     'targets = ["attn.qkv", "attn.out"]\n', steps=6)
+                                     'targets = ["tok_emb", "attn.qkv", "attn.out"]\n', steps=6)
     assert main(["train", config, "--out", str(run), "--no-progress"]) == 0
     adapters = (run / "adapters.safetensors").stat().st_size
     assert adapters <= 0.05 * (run / "model.safetensors").stat().st_size
@@ -94,6 +94,8 @@ def test_a_lora_run_saves_small_adapters_and_merges_to_the_same_logits(work, bas
     assert torch.equal(model.backbone.blocks[0].attn.qkv.weight, base_weights["blocks.0.attn.qkv.weight"])
     assert any(model.backbone.blocks[0].attn.qkv.lora_B[name].abs().sum() > 0
                for name in model.backbone.blocks[0].attn.qkv.lora_B)  # trained: B left zero
+    assert model.backbone.tok_emb.lora_A["all"].abs().sum() > 0  # the embedding's A starts at zero
+    assert torch.equal(model.backbone.tok_emb.weight, base_weights["tok_emb.weight"])
 
     assert main(["merge", str(run), "--out", str(merged)]) == 0
     plain, *_ = load_task_run(merged)
@@ -146,7 +148,7 @@ def test_fine_tuning_mistakes_are_one_line_errors(work, base, capsys, word_corpu
 
     assert "does not exist" in error(task_config(work, work / "nowhere"))
     assert "finetune.freeze" in error(task_config(work, base, '[finetune]\nfreeze = ["tok_embedding"]\n'))
-    assert "names no linear layer" in error(task_config(work, base, '[finetune]\nmethod = "lora"\n'
+    assert "names no linear layer or embedding" in error(task_config(work, base, '[finetune]\nmethod = "lora"\n'
                                                                      'targets = ["attn.query"]\n'))
     assert "finetune.freeze" in error(task_config(work, base, '[finetune]\nmethod = "lora"\nfreeze = ["x"]\n'))
     task_run = work / "task-run"
