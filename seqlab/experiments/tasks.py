@@ -194,10 +194,13 @@ def _sentiment_recipes() -> tuple[Recipe, ...]:
     tuned = {"train": {**CPU, "batch_size": 32, "max_steps": 600, "lr": 0.001, "warmup_steps": 20,
                        "eval_every": 150},
              "task": {"kind": "classify", **MR, "pooling": "mean"}}
-    lora = copy.deepcopy(tuned)
-    lora["train"]["lr"] = 0.003
-    lora["finetune"] = {"method": "lora", "rank": 8, "alpha": 16, "targets": ["attn.qkv", "attn.out", "mlp.up",
-                                                                             "mlp.down"]}
+    def lora(*targets: str) -> Table:
+        table = copy.deepcopy(tuned)
+        table["train"]["lr"] = 0.003
+        table["finetune"] = {"method": "lora", "rank": 8, "alpha": 16, "targets": list(targets)}
+        return table
+
+    linears = ("attn.qkv", "attn.out", "mlp.up", "mlp.down")
     return (
         Recipe("GRU", column, _classifier(MR, gru, 600, 0.003, pooling="mean"), folds=True),
         Recipe("BiGRU", column, _classifier(MR, gru, 600, 0.003, pooling="mean", bidirectional=True), folds=True),
@@ -210,7 +213,12 @@ def _sentiment_recipes() -> tuple[Recipe, ...]:
         Recipe("GPT-style Transformer from scratch", column,
                _classifier(MR, BROWN_GPT.config["model"], 600, 0.001, pooling="mean"), folds=True),
         Recipe("GPT-style Transformer from a Brown LM", column, tuned, pretrain=BROWN_GPT.name, folds=True),
-        Recipe("GPT-style Transformer from a Brown LM (LoRA r8)", column, lora, pretrain=BROWN_GPT.name, folds=True),
+        Recipe("GPT-style Transformer from a Brown LM (LoRA r8 on the linear layers)", column, lora(*linears),
+               pretrain=BROWN_GPT.name, folds=True),
+        Recipe("GPT-style Transformer from a Brown LM (LoRA r8 on the embedding)", column, lora("tok_emb"),
+               pretrain=BROWN_GPT.name, folds=True),
+        Recipe("GPT-style Transformer from a Brown LM (LoRA r8 on both)", column, lora("tok_emb", *linears),
+               pretrain=BROWN_GPT.name, folds=True),
     )
 
 

@@ -118,20 +118,21 @@ def test_quick_sentiment_pretrains_once_and_cross_validates_lora(needs, tmp_path
     small = tasks.Pretrain("brown-gpt", tasks._with(experiment.pretrains[0].config, data={"corpus": str(text)}))
     monkeypatch.setitem(EXPERIMENTS, "sentiment", dataclasses.replace(experiment, pretrains=(small,)))
     out = tmp_path / "sentiment"
-    code = main(["experiment", "sentiment", "--steps", "2", "--folds", "2", "--rows",
-                 "GPT-style Transformer from a Brown LM (LoRA r8)", "--out", str(out), "--no-progress"])
+    lora = "GPT-style Transformer from a Brown LM (LoRA r8 on the embedding)"
+    code = main(["experiment", "sentiment", "--steps", "2", "--folds", "2", "--rows", lora, "--out", str(out),
+                 "--no-progress"])
     assert code == 0
     row = list(csv.DictReader(io.StringIO((out / "sentiment.csv").read_text())))[0]
     assert len(row["folds"].split()) == 2
-    run = out / "mr-gpt-style-transformer-from-a-brown-lm-lora-r8"
+    run = out / "mr-gpt-style-transformer-from-a-brown-lm-lora-r8-on-the-embedding"
     assert (run / "fold-1" / "adapters.safetensors").is_file() and (run / "fold-2" / "adapters.safetensors").is_file()
     assert (out / "pretrain-brown-gpt" / "model.safetensors").is_file()
     assert "± " in capsys.readouterr().out
     # --resume reuses the finished runs (a fine-tuned run's saved config holds its base's model) and
     # their saved scores: nothing is trained again.
     stamp = (run / "fold-1" / "model.safetensors").stat().st_mtime_ns
-    code = main(["experiment", "sentiment", "--steps", "2", "--folds", "2", "--rows",
-                 "GPT-style Transformer from a Brown LM (LoRA r8)", "--out", str(out), "--no-progress", "--resume"])
+    code = main(["experiment", "sentiment", "--steps", "2", "--folds", "2", "--rows", lora, "--out", str(out),
+                 "--no-progress", "--resume"])
     assert code == 0 and (run / "fold-1" / "model.safetensors").stat().st_mtime_ns == stamp
     again = list(csv.DictReader(io.StringIO((out / "sentiment.csv").read_text())))[0]
     assert again["folds"] == row["folds"]
