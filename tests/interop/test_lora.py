@@ -78,19 +78,25 @@ def adapted_pair(tmp_path, hf, kind: str, targets: dict[str, str], rank: int = 4
     return wrapped, ours
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "llama"])
-def test_logits_equal_peft(tmp_path, make_gpt2, make_llama, kind):
-    hf = make_gpt2(0) if kind == "gpt2" else make_llama(0)
-    targets = GPT2_TARGETS if kind == "gpt2" else LLAMA_TARGETS
-    wrapped, ours = adapted_pair(tmp_path, hf, kind, targets)
-    x = torch.randint(0, 100, (2, 12), generator=torch.Generator().manual_seed(1))
+def assert_equal_to_peft(wrapped, ours, x):
+    """Our logits equal peft's on `x`, the adapters change them (so the comparison can fail), and both
+    train the same number of parameters; returns the base model's logits (peft's adapters disabled)."""
     with torch.no_grad():
         expected = wrapped(x).logits
         torch.testing.assert_close(ours(x)[0], expected, atol=1e-5, rtol=1e-5)
         with wrapped.disable_adapter():
             plain = wrapped(x).logits
-    assert (expected - plain).abs().max() > 1e-2  # the adapters matter: the comparison can fail
+    assert (expected - plain).abs().max() > 1e-2
     assert trainable_parameters(ours) == wrapped.get_nb_trainable_parameters()[0]
+    return plain
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_logits_equal_peft(tmp_path, make_gpt2, make_llama, kind):
+    hf = make_gpt2(0) if kind == "gpt2" else make_llama(0)
+    targets = GPT2_TARGETS if kind == "gpt2" else LLAMA_TARGETS
+    wrapped, ours = adapted_pair(tmp_path, hf, kind, targets)
+    assert_equal_to_peft(wrapped, ours, torch.randint(0, 100, (2, 12), generator=torch.Generator().manual_seed(1)))
 
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
@@ -118,13 +124,7 @@ def test_an_adapted_embedding_equals_peft(tmp_path, make_gpt2, make_llama, kind)
     assert isinstance(ours.tok_emb, LoRAEmbedding)
     assert (ours.lm_head.weight is ours.tok_emb.weight) == (kind == "gpt2")
     x = torch.randint(0, 100, (2, 12), generator=torch.Generator().manual_seed(5))
-    with torch.no_grad():
-        expected = wrapped(x).logits
-        torch.testing.assert_close(ours(x)[0], expected, atol=1e-5, rtol=1e-5)
-        with wrapped.disable_adapter():
-            plain = wrapped(x).logits
-    assert (expected - plain).abs().max() > 1e-2
-    assert trainable_parameters(ours) == wrapped.get_nb_trainable_parameters()[0]
+    plain = assert_equal_to_peft(wrapped, ours, x)
 
     fresh, _ = from_hf(tmp_path / "hf")
     add_lora(fresh, LoRASettings(rank=4, alpha=8, targets=("tok_emb",)), seed=0)
