@@ -26,12 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from benchmarks.common import cpu_model, print_table, save
+from benchmarks.common import cpu_model, interleave, print_table, save
 from seqlab.data import load_corpus
 from seqlab.training.precision import native_bfloat16
 
@@ -91,22 +92,24 @@ def run(checkout: str | Path | None = None, rounds: int = 3) -> dict | None:
                   "seqlab preset, float32 (compiled)": lambda folder, n: _seqlab(folder, n, "float32")}
     if bf16:
         contenders["seqlab preset, bfloat16 (compiled)"] = lambda folder, n: _seqlab(folder, n, "bfloat16")
-    per_step: dict[str, list[float]] = {name: [] for name in contenders}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         _prepare(Path(checkout), folder)
-        for name, command in contenders.items():  # untimed: fills inductor's cache, as a user's earlier run has
+        for command in contenders.values():  # untimed: fills inductor's cache, as a user's earlier run has
             _timed(command(folder, SHORT), folder)
-        for _ in range(rounds):  # interleaved, so that a busy spell of the machine touches every contender
-            for name, command in contenders.items():
-                short, long = _timed(command(folder, SHORT), folder), _timed(command(folder, LONG), folder)
-                per_step[name].append((long - short) / (LONG - SHORT) * 1000)
-    unusable = [name for name, values in per_step.items() if statistics.median(values) <= 0]
-    if unusable:  # the long run took no longer than the short one: the machine's load swamped the difference
-        raise SystemExit(f"no usable step time for {', '.join(unusable)} ({per_step}): run it on a quieter machine")
+
+        def step_ms(command) -> float:
+            short, long = _timed(command(folder, SHORT), folder), _timed(command(folder, LONG), folder)
+            return (long - short) / (LONG - SHORT) * 1000
+
+        # Interleaved, so that a busy spell of the machine touches every contender.
+        per_step = interleave({name: partial(step_ms, command) for name, command in contenders.items()}, rounds)
     # The median: a difference of two wall times errs both ways (a slow short run makes a step look
     # cheap), so the smallest is no better an estimate than the largest.
     median = {name: statistics.median(values) for name, values in per_step.items()}
+    unusable = [name for name, ms in median.items() if ms <= 0]
+    if unusable:  # the long run took no longer than the short one: the machine's load swamped the difference
+        raise SystemExit(f"no usable step time for {', '.join(unusable)} ({per_step}): run it on a quieter machine")
     reference = median["nanoGPT train.py (float32, eager)"]
     cpu = f"{cpu_model()}, native bfloat16: {'yes' if bf16 else 'no'}"
     rows = [[name, f"{ms:.1f}", f"{reference / ms:.2f}x", cpu] for name, ms in median.items()]
