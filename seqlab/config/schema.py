@@ -55,6 +55,10 @@ class DataConfig:
     target_lang: str = "de"
     max_pairs: int = 0  # 0 = all pairs of the file
     group_by_length: bool = False  # seq2seq batches of pairs of like lengths (less padding, faster)
+    # Truncated BPTT (recurrent families, Mamba): each pass over the text after the first starts
+    # its streams at a random offset, so windows, truncation points and batch neighbours change
+    # from pass to pass (seqlab.data.tbptt). Off: every pass repeats the first.
+    shift_streams: bool = False
 
     def __post_init__(self) -> None:
         _require_finite(self, "data")

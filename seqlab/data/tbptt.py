@@ -9,6 +9,12 @@ right initial state of the next. The state is carried, detached (gradients stop 
 start: that is the truncation), from one step to the next; all streams wrap around together after
 K = S // T windows, and the state is then reset to zeros (the model's None).
 
+With `shift` (`data.shift_streams`), each pass after the first adds one random offset r to every
+start, the text read as a ring (index mod n): the streams start elsewhere, so the windows' edges,
+where the gradient is truncated, and the rows a window shares its batch with change from pass to
+pass instead of repeating the first pass's. The offset comes from the training generator, the same
+in every process of a data-parallel run, so the processes' rows still partition the streams.
+
 The carry goes through the Trainer without it knowing model families: `sample("train", ...)`
 returns keyword inputs `{"idx": x, "state": carried, "return_state": True}`, the model returns
 (logits, loss, final state), and the trainer hands that output to `carry`, which keeps the detached
@@ -44,10 +50,13 @@ class TBPTTBatches(Batches):
     data: TokenData
     batch_size: int
     block_size: int
+    shift: bool = False  # a random offset for each pass after the first (the module docstring)
     # The streams this process trains on (data-parallel training gives each process its rows).
     rows: slice = field(default_factory=lambda: slice(None), init=False)
     _step: int = field(default=0, init=False)  # k, the window index within the streams
     _state: tuple[Tensor, ...] | None = field(default=None, init=False)
+    _offset: int = field(default=0, init=False)  # r, added to every start in this pass
+    _passes: int = field(default=0, init=False)  # passes begun
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.block_size < 1:
@@ -73,10 +82,11 @@ class TBPTTBatches(Batches):
                 "val": len(self.data.val) / self.data.val_chars}
 
     def window(self, k: int) -> tuple[Tensor, Tensor]:
-        """x, y (int64, (B, T)) of window k: row b reads tokens b·S + k·T .. b·S + k·T + T."""
+        """x, y (int64, (B, T)) of window k: row b reads tokens b·S + k·T + r .. b·S + k·T + r + T
+        (mod n, the training split's length; r = 0 unless `shift`)."""
         B, T = self.batch_size, self.block_size
-        starts = (np.arange(B) * self.stream_length + k * T)[self.rows]  # (B,), or this process's rows
-        index = starts[:, None] + np.arange(T + 1)  # (B, T+1)
+        starts = (np.arange(B) * self.stream_length + k * T + self._offset)[self.rows]  # (B,), or this process's rows
+        index = (starts[:, None] + np.arange(T + 1)) % len(self.data.train)  # (B, T+1)
         rows = np.asarray(self.data.train[index], dtype=np.int64)  # (B, T+1)
         return (torch.from_numpy(np.ascontiguousarray(rows[:, :-1])),
                 torch.from_numpy(np.ascontiguousarray(rows[:, 1:])))
@@ -88,6 +98,9 @@ class TBPTTBatches(Batches):
             return self.sample_eval(split, generator)
         if self._step == 0:
             self._state = None  # the streams start (again) at their beginning: zero state
+            if self.shift and self._passes > 0:
+                self._offset = int(torch.randint(len(self.data.train), (1,), generator=generator))
+            self._passes += 1
         x, y = self.window(self._step)
         self._step = (self._step + 1) % self.windows
         return {"idx": x, "state": self._state, "return_state": True}, y

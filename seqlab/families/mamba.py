@@ -42,7 +42,8 @@ MAMBA = Family(
     settings=MambaConfig,
     build=lambda settings, vocab, _source: MambaLM(settings, vocab),
     # Consecutive windows of parallel streams, the SSM and convolution state carried between them.
-    batches=lambda config, data: TBPTTBatches(data, config.train.batch_size, config.model.block_size),
+    batches=lambda config, data: TBPTTBatches(data, config.train.batch_size, config.model.block_size,
+                                              shift=config.data.shift_streams),
     score=score_carried,
     units=residual_units,
     exports_hf=True,

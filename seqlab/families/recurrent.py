@@ -53,7 +53,8 @@ def _recurrent(name: str) -> Family:
         settings=RecurrentConfig,
         build=lambda settings, vocab, _source: RNNLM(settings, vocab),
         # Consecutive windows of parallel streams, the hidden state carried between them.
-        batches=lambda config, data: TBPTTBatches(data, config.train.batch_size, config.model.block_size),
+        batches=lambda config, data: TBPTTBatches(data, config.train.batch_size, config.model.block_size,
+                                                   shift=config.data.shift_streams),
         score=score_carried,
         units=hooked_units,
         traced=("states",),

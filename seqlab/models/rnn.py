@@ -40,6 +40,7 @@ from typing import Literal
 
 from seqlab.config.schema import ModelSettings, _require
 from seqlab.models.contract import CarriedStateMixin
+from seqlab.nn.dropout import dropout
 from seqlab.nn.recurrent import GRU, LSTM, RNN, GatedRNN
 
 State = tuple[Tensor, ...]
@@ -134,7 +135,7 @@ class RNNLM(CarriedStateMixin, nn.Module):
         hx = None if state is None else (state if len(state) > 1 else state[0])
         x, h_n = self.rnn(x, hx)  # (B, T, H); h_n (L, B, H) or the LSTM's pair
         if self.training and self.dropout > 0.0:
-            x = F.dropout(x, self.dropout, training=True)
+            x = dropout(x, self.dropout)
         logits = self.lm_head(x)  # (B, T, V)
         loss = None
         if targets is not None:

@@ -46,6 +46,7 @@ from seqlab.nn.cells import (
     rnn_relu_cell,
     rnn_tanh_cell,
 )
+from seqlab.nn.dropout import dropout
 
 Step = Callable[[Tensor, State], State]
 
@@ -209,7 +210,7 @@ class _StackedRecurrent(nn.Module):
                 finals.append(final)
             layer_input = torch.cat(outputs, dim=-1)  # (T, B, D·H)
             if self.training and self.dropout > 0.0 and layer < self.num_layers - 1:
-                layer_input = F.dropout(layer_input, self.dropout, training=True)
+                layer_input = dropout(layer_input, self.dropout)
         h_n = tuple(torch.stack([final[i] for final in finals]) for i in range(self.state_size))  # (L·D, B, H)
         return layer_input, h_n
 
@@ -251,9 +252,28 @@ class _FusedRecurrent(_StackedRecurrent):
 
     def _run_fast(self, x: Tensor, state: State, lengths: Tensor | None,
                   weights: list[Tensor]) -> tuple[Tensor, State]:
+        if not (self.training and self.dropout > 0.0 and self.num_layers > 1 and x.device.type == "cpu"):
+            return self._run_kernel(x, state, lengths, weights, self.num_layers)
+        # On the CPU the kernel draws its dropout masks one Bernoulli variable at a time, which costs
+        # more than a layer's forward (seqlab.nn.dropout): there the layers run one kernel call each,
+        # with the cheaper masks between them.
+        per_layer = len(weights) // self.num_layers
+        D, finals = self.num_directions, []
+        for layer in range(self.num_layers):
+            rows = slice(layer * D, (layer + 1) * D)
+            x, final = self._run_kernel(x, tuple(s[rows] for s in state), lengths,
+                                        weights[layer * per_layer:(layer + 1) * per_layer], 1)
+            finals.append(final)
+            if layer < self.num_layers - 1:
+                x = dropout(x, self.dropout)
+        return x, tuple(torch.cat([final[i] for final in finals]) for i in range(self.state_size))
+
+    def _run_kernel(self, x: Tensor, state: State, lengths: Tensor | None, weights: list[Tensor],
+                    num_layers: int) -> tuple[Tensor, State]:
+        """`num_layers` layers of torch's fused kernel, its own dropout between them."""
         kernel = getattr(_VF, self._kernel)
         hx = state if self.state_size > 1 else state[0]
-        args = (weights, self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
+        args = (weights, self.bias, num_layers, self.dropout, self.training, self.bidirectional)
         if lengths is None:
             output, *h_n = kernel(x, hx, *args, False)  # last argument: batch_first, already time-major
             return output, tuple(h_n)

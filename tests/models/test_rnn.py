@@ -171,6 +171,58 @@ def test_tbptt_windows_are_consecutive_per_stream_and_wrap():
     assert seen[1][0].eq(0).all() and seen[3][0].eq(2).all()
 
 
+def test_shifted_streams_repeat_no_pass_and_read_the_text_as_a_ring():
+    """data.shift_streams: the first pass is the plain one; each later pass adds one random offset
+    r to every start (mod n), from zero state, the rows still consecutive within the pass; the
+    offsets follow the generator's seed, and two processes' rows are the two halves of one batch."""
+    n = 203
+    data = TokenData(train=np.arange(n, dtype=np.uint16), val=np.arange(60, dtype=np.uint16),
+                     train_chars=n, val_chars=60)
+
+    def passes(rows=slice(None), count=4, seed=0):
+        batches = TBPTTBatches(data, batch_size=4, block_size=10, shift=True)
+        batches.rows = rows
+        g = torch.Generator().manual_seed(seed)
+        out = []
+        for _ in range(count):
+            windows = []
+            for _ in range(batches.windows):
+                inputs, y = batches.sample("train", g)
+                windows.append((inputs["idx"], y, inputs["state"]))
+                batches.carry((None, None, (torch.zeros(1, inputs["idx"].shape[0], 3),)))
+            out.append(windows)
+        return out
+
+    S, offsets = (n - 1) // 4, []
+    for number, windows in enumerate(passes()):
+        r = windows[0][0][0, 0].item()  # row 0 starts at r
+        offsets.append(r)
+        assert windows[0][2] is None  # each pass starts from zero state
+        for k, (x, y, _) in enumerate(windows):
+            for b in range(4):
+                start = b * S + k * 10 + r
+                assert x[b].tolist() == [(start + j) % n for j in range(10)]
+                assert y[b].tolist() == [(start + 1 + j) % n for j in range(10)]
+    assert offsets[0] == 0 and len(set(offsets)) == 4, offsets  # the first pass is unshifted
+    assert [w[0][0][0, 0].item() for w in passes(seed=0)] == offsets
+    assert [w[0][0][0, 0].item() for w in passes(seed=1)] != offsets
+    halves = [passes(slice(0, 2)), passes(slice(2, 4))]
+    for number, windows in enumerate(passes()):
+        for k, (x, _, _) in enumerate(windows):
+            torch.testing.assert_close(torch.cat([halves[0][number][k][0], halves[1][number][k][0]]), x)
+
+
+@pytest.mark.parametrize("family", ["lstm", "mamba"])
+def test_data_shift_streams_reaches_the_truncated_bptt_batches(family):
+    from seqlab import families
+    from seqlab.config import load_config
+
+    for setting in (False, True):
+        config = load_config(None, [f"model.family={family}", "model.block_size=8", "train.batch_size=2",
+                                    f"data.shift_streams={str(setting).lower()}"])
+        assert families.get(family).batches(config, token_data()).shift is setting
+
+
 def test_tbptt_carried_state_is_the_final_state_of_the_previous_window():
     torch.manual_seed(5)
     model = build_model(tiny("gru"), VOCAB).double()

@@ -282,6 +282,28 @@ def test_dropout_only_between_layers_and_only_in_training(mode, explicit, seed=9
                 assert not torch.allclose(train_out, plain_out)
 
 
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+@pytest.mark.parametrize("mode", MODES + ["gated"])
+def test_dropout_fast_path_equals_explicit_in_training(mode, packed, seed=10):
+    """In training on the CPU the fast path runs one kernel call per layer and draws the masks
+    between them with seqlab.nn.dropout, as the explicit path does: the same seed, the same masks,
+    so outputs, states and gradients agree (3 layers: two masks, drawn in the same order)."""
+    torch.manual_seed(seed)
+    lengths = torch.tensor([3, 5, 1])
+    x, hx = torch.randn(T, len(lengths), F_IN, dtype=torch.float64), random_state(mode, 6, len(lengths))
+    module, _ = build(mode, 3, bidirectional=True, dropout=0.4)
+    module.train()
+
+    def pack(x):
+        return pack_sequence([x[:n, b] for b, n in enumerate(lengths)], enforce_sorted=False) if packed else x
+    torch.manual_seed(seed + 1)
+    fast = run_with_grads(module, x, hx, prepare=pack)
+    torch.manual_seed(seed + 1)
+    assert_same(run_with_grads(module, x, hx, prepare=pack, explicit=True), fast)
+    module.eval()
+    assert not torch.allclose(run_with_grads(module, x, hx, prepare=pack)["output"], fast["output"])
+
+
 @pytest.mark.parametrize("mode", MODES + ["gated"])
 def test_weight_dropout_fast_path_equals_explicit_in_training(mode, seed=11):
     """One DropConnect mask per forward, drawn before either path runs: the same seed gives both
