@@ -134,8 +134,7 @@ class RNNLM(CarriedStateMixin, nn.Module):
         x = self.tok_emb(idx)  # (B, T, E)
         hx = None if state is None else (state if len(state) > 1 else state[0])
         x, h_n = self.rnn(x, hx)  # (B, T, H); h_n (L, B, H) or the LSTM's pair
-        if self.training and self.dropout > 0.0:
-            x = dropout(x, self.dropout)
+        x = dropout(x, self.dropout, self.training)
         logits = self.lm_head(x)  # (B, T, V)
         loss = None
         if targets is not None:

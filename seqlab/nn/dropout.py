@@ -28,11 +28,9 @@ def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
         raise ValueError(f"dropout probability must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
-    if x.device.type != "cpu" or p == 1.0:
-        return F.dropout(x, p, training=True)
     dropped = round(p * LEVELS)  # k of the 2¹⁶ lane values drop
-    if dropped == LEVELS:
-        return x * 0.0
+    if x.device.type != "cpu" or dropped == LEVELS:  # (p within 2⁻¹⁷ of 1: no lane value is kept)
+        return F.dropout(x, p, training=True)
     n = x.numel()
     # Full-range words: torch's `random_()` leaves the top bit of an int64 at 0.
     words = torch.randint(-(1 << 63), (1 << 63) - 1, (-(-n // LANES),), dtype=torch.int64, device=x.device)
