@@ -10,7 +10,8 @@ size, steps) and, for the fine-tuned rows, the language model it starts from (a 
 trained once into OUT/pretrain-NAME and shared by the rows that name it). A row is trained as
 `seqlab train` trains it, into OUT/ROW (OUT/ROW/fold-K for cross-validation), then scored on the
 test split by `seqlab eval`'s own code; the HMM rows are `seqlab.tagging.HMMTagger`, fitted and
-scored directly. Training seconds are the trainer's own measure (training steps only).
+scored directly, and the NBSVM rows `seqlab.nbsvm.NBSVM`, alone or stacked with the neural run of
+the same row (`seqlab.experiments.stacking`). Training seconds are the trainer's own measure (training steps only).
 
 The published figures (`PUBLISHED`) are printed under ours, each with its source and how its
 setting differs from ours where it does.
@@ -69,6 +70,7 @@ class Recipe:
     pretrain: str = ""  # a Pretrain's name: train.init_from is set to its run
     folds: bool = False  # sentence-polarity: cross-validated over the folds
     hmm: str = ""  # "words" or "pos": an HMMTagger over the words or over the POS column, not a config
+    nbsvm: str = ""  # "alone": an NBSVM, fitted (config: the task only); "stacked": the config's run stacked with one
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,10 @@ def _sentiment_recipes() -> tuple[Recipe, ...]:
     linears = ("attn.qkv", "attn.out", "mlp.up", "mlp.down")
     return (
         Recipe("GRU", column, _classifier(MR, gru, 600, 0.003, pooling="mean"), folds=True),
+        Recipe("NBSVM (n-grams 1..2 or 1..3)", column, _sections(task={"kind": "classify", **MR}), folds=True,
+               nbsvm="alone"),
+        Recipe("GRU stacked with NBSVM", column, _classifier(MR, gru, 600, 0.003, pooling="mean"), folds=True,
+               nbsvm="stacked"),
         Recipe("BiGRU", column, _classifier(MR, gru, 600, 0.003, pooling="mean", bidirectional=True), folds=True),
         Recipe("WaveNet (CNN)", column, _classifier(MR, {"family": "wavenet", "n_layer": 4, "kernel_size": 3,
                                                         "dilation_cycle": 2, "d_embed": 128, "d_residual": 128,
@@ -389,17 +395,26 @@ def run_experiment(name: str, *, out: str | Path, steps: int | None = None, fold
                 fold_table = table if fold is None else _with(table, task={"fold": fold})
                 fold_dir = run_dir if fold is None else run_dir / f"fold-{fold}"
                 config = build_config(fold_table, f"{experiment.name} {recipe.row}")
-                reused = _train(config, fold_dir, resume=resume, progress=progress)
-                scores = _test_scores(fold_dir, config, reused)
-                values.append(float(scores[metric]))
-                seconds += _seconds(fold_dir)
+                if recipe.nbsvm == "alone":
+                    value, fold_seconds, parameters = _nbsvm_fold(config, fold_dir)
+                else:
+                    reused = _train(config, fold_dir, resume=resume, progress=progress)
+                    scores = _test_scores(fold_dir, config, reused)
+                    value, fold_seconds = float(scores[metric]), _seconds(fold_dir)
+                    if recipe.nbsvm == "stacked":
+                        value, nbsvm_seconds = _stacked_fold(config, fold_dir)
+                        fold_seconds += nbsvm_seconds
+                values.append(value)
+                seconds += fold_seconds
                 last_dir = fold_dir
                 log.info("%s%s: test %s %.4f", recipe.row, "" if fold is None else f", fold {fold}", metric,
                          values[-1])
             # The folds' models differ in weights only: one is loaded to count them.
+            if recipe.nbsvm != "alone":
+                parameters = _parameters(last_dir)
             result = TaskResult(experiment.name, recipe.row, recipe.column, metric, statistics.fmean(values),
-                                tuple(values), seconds, config.train.max_steps, _parameters(last_dir),
-                                str(run_dir if recipe.folds else last_dir))
+                                tuple(values), seconds, 0 if recipe.nbsvm == "alone" else config.train.max_steps,
+                                parameters, str(run_dir if recipe.folds else last_dir))
         results.append(result)
         if on_result is not None:
             on_result(result)
@@ -410,6 +425,39 @@ def _parameters(run_dir: Path) -> int:
     from seqlab.tasks.run import load_task_run
     model = load_task_run(run_dir)[0]
     return sum(p.numel() for p in model.parameters())
+
+
+def _nbsvm_fold(config: Config, fold_dir: Path) -> tuple[float, float, int]:
+    """An NBSVM fitted on one fold (settings chosen on val, refitted on train + val), saved in
+    fold_dir/nbsvm: (test accuracy, seconds fitting, weights of the refitted model)."""
+    from seqlab.experiments.stacking import fit_nbsvm
+    from seqlab.tasks.data import load_examples
+
+    examples = load_examples(config.task)
+    start = time.perf_counter()
+    _, refit, chosen = fit_nbsvm(examples)
+    seconds = time.perf_counter() - start
+    refit.save(fold_dir / "nbsvm")
+    guess = refit.predict(examples.test.inputs)
+    value = sum(g == t for g, t in zip(guess, examples.test.targets)) / len(guess)
+    log.info("NBSVM: n-grams 1..%d, C %g (val accuracy %.4f)", chosen["ngram"], chosen["C"], chosen["val_accuracy"])
+    return value, seconds, refit.weights.numel() + refit.bias.numel()
+
+
+def _stacked_fold(config: Config, fold_dir: Path) -> tuple[float, float]:
+    """The trained run at fold_dir stacked with an NBSVM fitted on its fold: (test accuracy, seconds
+    fitting the NBSVM and choosing the weight)."""
+    from seqlab.experiments.stacking import fit_nbsvm, stack
+    from seqlab.tasks.data import load_examples
+
+    examples = load_examples(config.task)
+    start = time.perf_counter()
+    alone, refit, chosen = fit_nbsvm(examples)
+    value, weight = stack(fold_dir, examples, alone, refit)
+    refit.save(fold_dir / "nbsvm")
+    log.info("stacked with NBSVM (n-grams 1..%d, C %g) at weight %g: test accuracy %.4f", chosen["ngram"],
+             chosen["C"], weight, value)
+    return value, time.perf_counter() - start
 
 
 def _hmm_row(experiment: str, recipe: Recipe, metric: str, run_dir: Path) -> TaskResult:

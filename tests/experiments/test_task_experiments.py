@@ -8,14 +8,17 @@ import csv
 import dataclasses
 import io
 
+import numpy as np
 import pytest
 
 from seqlab import plots
 from seqlab.cli import main
 from seqlab.config.load import build_config
 from seqlab.data import paths
-from seqlab.experiments import tasks
+from seqlab.experiments import stacking, tasks
 from seqlab.experiments.tasks import EXPERIMENTS, TaskResult
+from seqlab.nbsvm import NBSVM
+from seqlab.tasks.data import Labelled, TaskExamples
 
 REAL_DIRS = [folder for _, folder in paths.data_search_dirs()]
 
@@ -45,6 +48,9 @@ def test_every_recipe_is_a_valid_config(name):
         if recipe.hmm:
             continue
         table = recipe.config
+        if recipe.nbsvm == "alone":
+            assert build_config(table).task.kind == "classify"
+            continue
         if recipe.pretrain:
             assert recipe.pretrain in pretrains
             table = {**table, "train": {**table["train"], "init_from": "runs/base"}}
@@ -136,3 +142,42 @@ def test_quick_sentiment_pretrains_once_and_cross_validates_lora(needs, tmp_path
     assert code == 0 and (run / "fold-1" / "model.safetensors").stat().st_mtime_ns == stamp
     again = list(csv.DictReader(io.StringIO((out / "sentiment.csv").read_text())))[0]
     assert again["folds"] == row["folds"]
+
+
+def test_quick_sentiment_fits_nbsvm_and_stacks_it_with_a_gru(needs, tmp_path, capsys, one_thread, monkeypatch):
+    needs("sentence-polarity")
+    monkeypatch.setenv("SEQLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(stacking, "GRID", ((2, 1.0),))  # one candidate: the choice itself is tested below
+    out = tmp_path / "sentiment"
+    rows = "NBSVM (n-grams 1..2 or 1..3),GRU stacked with NBSVM"
+    assert main(["experiment", "sentiment", "--steps", "2", "--folds", "0", "--rows", rows, "--out", str(out),
+                 "--no-progress"]) == 0
+    found = {r["row"]: r for r in csv.DictReader(io.StringIO((out / "sentiment.csv").read_text()))}
+    # NBSVM on MR's seeded split is a real classifier, near its published 79.4 on the folds.
+    assert float(found["NBSVM (n-grams 1..2 or 1..3)"]["value"]) > 0.75
+    assert int(found["NBSVM (n-grams 1..2 or 1..3)"]["steps"]) == 0
+    # A GRU of 2 steps knows nothing yet: stacking leans on NBSVM and keeps most of its accuracy.
+    assert float(found["GRU stacked with NBSVM"]["value"]) > 0.7
+    assert NBSVM.load(out / "mr-nbsvm-n-grams-1-2-or-1-3" / "fold-0" / "nbsvm").labels == ("neg", "pos")
+    assert NBSVM.load(out / "mr-gru-stacked-with-nbsvm" / "fold-0" / "nbsvm").ngram == 2
+    assert (out / "mr-gru-stacked-with-nbsvm" / "fold-0" / "model.safetensors").is_file()
+
+
+def test_stacking_takes_the_weight_most_accurate_on_validation(monkeypatch):
+    """z = neural log-odds + a · NBSVM value, with a chosen on val; here the neural run is right on
+    the val texts that NBSVM gets wrong only when a is small, and a = 4 is the first to be best."""
+    val = Labelled(["v1", "v2", "v3", "v4"], ["pos", "neg", "pos", "neg"])
+    test = Labelled(["t1", "t2"], ["pos", "neg"])
+    examples = TaskExamples(val, val, test, ("neg", "pos"), False)
+    neural = {"v1": 3.0, "v2": -3.0, "v3": -2.0, "v4": 1.5, "t1": -1.0, "t2": 0.5}
+    nbsvm_values = {"v1": -0.5, "v2": 0.5, "v3": 1.0, "v4": -1.0, "t1": 1.0, "t2": -1.0}
+
+    class Fixed:
+        def decision(self, texts):
+            return np.array([nbsvm_values[t] for t in texts])
+
+    monkeypatch.setattr(stacking, "neural_log_odds", lambda run_dir, split: np.array([neural[t] for t in split.inputs]))
+    accuracy, weight = stacking.stack("run", examples, Fixed(), Fixed())
+    # a = 0, 1, 2: v3 or v4 wrong; a = 4: v1 + 4 · (−0.5) = 1 > 0, v2 −1 < 0, v3 2 > 0, v4 −2.5 < 0, all right.
+    assert weight == 4.0
+    assert accuracy == 1.0  # t1: −1 + 4 = 3 > 0 (pos), t2: 0.5 − 4 < 0 (neg)
