@@ -27,6 +27,7 @@ import numpy as np
 
 from seqlab.errors import SeqlabError
 from seqlab.nbsvm import NBSVM
+from seqlab.scoring.tasks import accuracy
 from seqlab.tasks.data import Labelled, TaskExamples, encode
 from seqlab.tasks.evaluate import predict_encoded
 from seqlab.tasks.run import load_task_run, max_tokens
@@ -35,10 +36,6 @@ log = logging.getLogger(__name__)
 
 GRID = ((2, 0.1), (2, 1.0), (3, 0.1), (3, 1.0))  # (n-gram order, C), the candidates chosen among on validation
 WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # NBSVM's weight a beside the neural log-odds
-
-
-def _accuracy(guess: Sequence[str], true: Sequence[str]) -> float:
-    return float(np.mean([g == t for g, t in zip(guess, true)]))
 
 
 def fit_nbsvm(examples: TaskExamples, grid: Sequence[tuple[int, float]] | None = None
@@ -51,21 +48,25 @@ def fit_nbsvm(examples: TaskExamples, grid: Sequence[tuple[int, float]] | None =
     best, best_model, best_accuracy = None, None, -1.0
     for ngram, c in grid or GRID:
         model = NBSVM(ngram=ngram, C=c).fit(train.inputs, train.targets)
-        accuracy = _accuracy(model.predict(val.inputs), val.targets)
-        log.info("NBSVM n-grams 1..%d, C %g: val accuracy %.4f", ngram, c, accuracy)
-        if accuracy > best_accuracy:
-            best, best_model, best_accuracy = (ngram, c), model, accuracy
+        score = accuracy(val.targets, model.predict(val.inputs))
+        log.info("NBSVM n-grams 1..%d, C %g: val accuracy %.4f", ngram, c, score)
+        if score > best_accuracy:
+            best, best_model, best_accuracy = (ngram, c), model, score
     refit = NBSVM(ngram=best[0], C=best[1]).fit([*train.inputs, *val.inputs], [*train.targets, *val.targets])
     return best_model, refit, {"ngram": best[0], "C": best[1], "val_accuracy": best_accuracy}
 
 
-def neural_log_odds(run_dir: str | Path, examples: Labelled) -> np.ndarray:
-    """(N,) log P(second label) − log P(first label) of a two-label task run on `examples`."""
+def neural_log_odds(run_dir: str | Path, *splits: Labelled) -> list[np.ndarray]:
+    """For each split, (N,) log P(second label) − log P(first label) of the two-label task run at
+    run_dir (loaded once)."""
     model, tokenizer, config, info = load_task_run(run_dir)
-    encoded = encode(examples, kind=info.kind, labels=info.labels, tokenizer=tokenizer, max_len=max_tokens(config),
-                     with_targets=False, pos_tags=info.pos)
-    probs = np.clip(np.asarray(predict_encoded(model, encoded), dtype=np.float64), 1e-12, None)  # (N, 2)
-    return np.log(probs[:, 1]) - np.log(probs[:, 0])
+    odds = []
+    for examples in splits:
+        encoded = encode(examples, kind=info.kind, labels=info.labels, tokenizer=tokenizer,
+                         max_len=max_tokens(config), with_targets=False, pos_tags=info.pos)
+        probs = np.clip(np.asarray(predict_encoded(model, encoded), dtype=np.float64), 1e-12, None)  # (N, 2)
+        odds.append(np.log(probs[:, 1]) - np.log(probs[:, 0]))
+    return odds
 
 
 def stack(run_dir: str | Path, examples: TaskExamples, nbsvm_train: NBSVM, nbsvm_refit: NBSVM
@@ -75,12 +76,13 @@ def stack(run_dir: str | Path, examples: TaskExamples, nbsvm_train: NBSVM, nbsvm
     labels = examples.labels
     val, test = examples.val, examples.test
     y_val = np.array([labels.index(t) for t in val.targets])  # (N,)
-    neural, nbsvm = neural_log_odds(run_dir, val), nbsvm_train.decision(val.inputs)  # (N,) each
+    neural, neural_test = neural_log_odds(run_dir, val, test)  # (N,) each
+    nbsvm = nbsvm_train.decision(val.inputs)  # (N,)
     scores = [float(np.mean(((neural + a * nbsvm) > 0) == y_val)) for a in WEIGHTS]
     a = WEIGHTS[int(np.argmax(scores))]  # the smallest of the best
     log.info("stacking: val accuracy %s for a in %s: a = %g", [round(s, 4) for s in scores], WEIGHTS, a)
-    z = neural_log_odds(run_dir, test) + a * nbsvm_refit.decision(test.inputs)
-    return _accuracy([labels[int(v > 0)] for v in z], test.targets), a
+    z = neural_test + a * nbsvm_refit.decision(test.inputs)
+    return accuracy(test.targets, [labels[int(v > 0)] for v in z]), a
 
 
 __all__ = ["GRID", "WEIGHTS", "fit_nbsvm", "neural_log_odds", "stack"]

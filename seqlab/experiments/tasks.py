@@ -396,13 +396,13 @@ def run_experiment(name: str, *, out: str | Path, steps: int | None = None, fold
                 fold_dir = run_dir if fold is None else run_dir / f"fold-{fold}"
                 config = build_config(fold_table, f"{experiment.name} {recipe.row}")
                 if recipe.nbsvm == "alone":
-                    value, fold_seconds, parameters = _nbsvm_fold(config, fold_dir)
+                    value, fold_seconds, parameters = _nbsvm_fold(config, fold_dir, stacked=False)
                 else:
                     reused = _train(config, fold_dir, resume=resume, progress=progress)
                     scores = _test_scores(fold_dir, config, reused)
                     value, fold_seconds = float(scores[metric]), _seconds(fold_dir)
                     if recipe.nbsvm == "stacked":
-                        value, nbsvm_seconds = _stacked_fold(config, fold_dir)
+                        value, nbsvm_seconds, _ = _nbsvm_fold(config, fold_dir, stacked=True)
                         fold_seconds += nbsvm_seconds
                 values.append(value)
                 seconds += fold_seconds
@@ -427,37 +427,26 @@ def _parameters(run_dir: Path) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _nbsvm_fold(config: Config, fold_dir: Path) -> tuple[float, float, int]:
+def _nbsvm_fold(config: Config, fold_dir: Path, *, stacked: bool) -> tuple[float, float, int]:
     """An NBSVM fitted on one fold (settings chosen on val, refitted on train + val), saved in
-    fold_dir/nbsvm: (test accuracy, seconds fitting, weights of the refitted model)."""
-    from seqlab.experiments.stacking import fit_nbsvm
-    from seqlab.tasks.data import load_examples
-
-    examples = load_examples(config.task)
-    start = time.perf_counter()
-    _, refit, chosen = fit_nbsvm(examples)
-    seconds = time.perf_counter() - start
-    refit.save(fold_dir / "nbsvm")
-    guess = refit.predict(examples.test.inputs)
-    value = sum(g == t for g, t in zip(guess, examples.test.targets)) / len(guess)
-    log.info("NBSVM: n-grams 1..%d, C %g (val accuracy %.4f)", chosen["ngram"], chosen["C"], chosen["val_accuracy"])
-    return value, seconds, refit.weights.numel() + refit.bias.numel()
-
-
-def _stacked_fold(config: Config, fold_dir: Path) -> tuple[float, float]:
-    """The trained run at fold_dir stacked with an NBSVM fitted on its fold: (test accuracy, seconds
-    fitting the NBSVM and choosing the weight)."""
+    fold_dir/nbsvm, alone or stacked with the trained run at fold_dir: (test accuracy, seconds
+    fitting it and choosing the stacking weight, weights of the refitted model)."""
     from seqlab.experiments.stacking import fit_nbsvm, stack
+    from seqlab.scoring.tasks import accuracy
     from seqlab.tasks.data import load_examples
 
     examples = load_examples(config.task)
     start = time.perf_counter()
     alone, refit, chosen = fit_nbsvm(examples)
-    value, weight = stack(fold_dir, examples, alone, refit)
+    if stacked:
+        value, weight = stack(fold_dir, examples, alone, refit)
+    else:
+        value = accuracy(examples.test.targets, refit.predict(examples.test.inputs))
+    seconds = time.perf_counter() - start
     refit.save(fold_dir / "nbsvm")
-    log.info("stacked with NBSVM (n-grams 1..%d, C %g) at weight %g: test accuracy %.4f", chosen["ngram"],
-             chosen["C"], weight, value)
-    return value, time.perf_counter() - start
+    log.info("NBSVM n-grams 1..%d, C %g (val accuracy %.4f)%s: test accuracy %.4f", chosen["ngram"], chosen["C"],
+             chosen["val_accuracy"], f", stacked at weight {weight:g}" if stacked else "", value)
+    return value, seconds, refit.weights.numel() + refit.bias.numel()
 
 
 def _hmm_row(experiment: str, recipe: Recipe, metric: str, run_dir: Path) -> TaskResult:

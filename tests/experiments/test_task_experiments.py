@@ -176,7 +176,7 @@ def test_stacking_takes_the_weight_most_accurate_on_validation(monkeypatch):
         def decision(self, texts):
             return np.array([nbsvm_values[t] for t in texts])
 
-    monkeypatch.setattr(stacking, "neural_log_odds", lambda run_dir, split: np.array([neural[t] for t in split.inputs]))
+    monkeypatch.setattr(stacking, "neural_log_odds", lambda run_dir, *splits: [np.array([neural[t] for t in split.inputs]) for split in splits])
     accuracy, weight = stacking.stack("run", examples, Fixed(), Fixed())
     # a = 0, 1, 2: v3 or v4 wrong; a = 4: v1 + 4 · (−0.5) = 1 > 0, v2 −1 < 0, v3 2 > 0, v4 −2.5 < 0, all right.
     assert weight == 4.0
