@@ -399,11 +399,11 @@ def run_experiment(name: str, *, out: str | Path, steps: int | None = None, fold
                     value, fold_seconds, parameters = _nbsvm_fold(config, fold_dir, stacked=False)
                 else:
                     reused = _train(config, fold_dir, resume=resume, progress=progress)
-                    scores = _test_scores(fold_dir, config, reused)
-                    value, fold_seconds = float(scores[metric]), _seconds(fold_dir)
-                    if recipe.nbsvm == "stacked":
-                        value, nbsvm_seconds, _ = _nbsvm_fold(config, fold_dir, stacked=True)
-                        fold_seconds += nbsvm_seconds
+                    if recipe.nbsvm == "stacked":  # scores test with the run's own predictions, stacked
+                        value, fold_seconds, _ = _nbsvm_fold(config, fold_dir, stacked=True)
+                    else:
+                        value, fold_seconds = float(_test_scores(fold_dir, config, reused)[metric]), 0.0
+                    fold_seconds += _seconds(fold_dir)
                 values.append(value)
                 seconds += fold_seconds
                 last_dir = fold_dir
